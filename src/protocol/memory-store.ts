@@ -1,0 +1,69 @@
+/**
+ * An in-memory ProtocolStore for tests, vectors and benchmarks. Sessions are kept serialised, so
+ * every operation loads and stores them as a real client does.
+ */
+import { toHex } from './bytes.js';
+import type { X25519KeyPair } from './keys.js';
+import type { DeviceAddress, PqPrekeySecret, ProtocolStore, SessionChange, SessionState } from './session.js';
+import { deserializeSession, serializeSession } from './snapshot.js';
+
+const peerKey = (p: DeviceAddress): string => `${p.deviceId}:${p.userId}`;
+
+export class MemoryProtocolStore implements ProtocolStore {
+  private readonly sessions = new Map<string, string[]>();
+  readonly signedPrekeys = new Map<number, X25519KeyPair>();
+  readonly oneTimePrekeys = new Map<number, X25519KeyPair>();
+  readonly pqPrekeys = new Map<number, PqPrekeySecret>();
+  /** hex(IK_A_pub || EK_pub) -> SPK id, of every accepted prekey message. */
+  readonly acceptedHandshakes = new Map<string, number>();
+  readonly pinnedAccountKeys = new Map<string, Uint8Array>();
+
+  async loadSessions(peer: DeviceAddress): Promise<SessionState[]> {
+    return (this.sessions.get(peerKey(peer)) ?? []).map(deserializeSession);
+  }
+  async loadSignedPrekey(id: number): Promise<X25519KeyPair | null> {
+    return this.signedPrekeys.get(id) ?? null;
+  }
+  async loadOneTimePrekey(id: number): Promise<X25519KeyPair | null> {
+    return this.oneTimePrekeys.get(id) ?? null;
+  }
+  async loadPqPrekey(id: number): Promise<PqPrekeySecret | null> {
+    return this.pqPrekeys.get(id) ?? null;
+  }
+  async isHandshakeRecorded(ikPub: Uint8Array, ekPub: Uint8Array): Promise<boolean> {
+    return this.acceptedHandshakes.has(toHex(ikPub) + toHex(ekPub));
+  }
+  async accountKey(userId: string): Promise<Uint8Array | null> {
+    return this.pinnedAccountKeys.get(userId) ?? null;
+  }
+  async commit(change: SessionChange): Promise<void> {
+    this.sessions.set(peerKey(change.peer), change.sessions.map(serializeSession));
+    if (change.consumedOpkId !== undefined) this.oneTimePrekeys.delete(change.consumedOpkId);
+    if (change.consumedPqpkId !== undefined) this.pqPrekeys.delete(change.consumedPqpkId);
+    if (change.acceptedHandshake) {
+      const h = change.acceptedHandshake;
+      this.acceptedHandshakes.set(toHex(h.ikPub) + toHex(h.ekPub), h.spkId);
+    }
+    if (change.provenAccountKey && !this.pinnedAccountKeys.has(change.provenAccountKey.userId))
+      this.pinnedAccountKeys.set(change.provenAccountKey.userId, change.provenAccountKey.akPub);
+  }
+
+  /** Drops one session with `peer`, as if its state were lost; the replay record stays. */
+  forgetSession(peer: DeviceAddress, sessionId: string): void {
+    const list = this.sessions.get(peerKey(peer)) ?? [];
+    this.sessions.set(peerKey(peer), list.filter((j) => deserializeSession(j).id !== sessionId));
+  }
+
+  /** The serialised state, e.g. to compare before and after a rejected message. */
+  dump(): string {
+    const sort = <V>(m: Map<string | number, V>, f: (v: V) => unknown): unknown[] => [...m].map(([k, v]) => [k, f(v)]).sort();
+    return JSON.stringify({
+      sessions: sort(this.sessions, (v) => v),
+      spk: sort(this.signedPrekeys, (k) => toHex(k.privateKey)),
+      opk: sort(this.oneTimePrekeys, (k) => toHex(k.privateKey)),
+      pqpk: sort(this.pqPrekeys, (k) => toHex(k.seed)),
+      hs: sort(this.acceptedHandshakes, (v) => v),
+      aks: sort(this.pinnedAccountKeys, (v) => toHex(v)),
+    });
+  }
+}
