@@ -1,0 +1,7 @@
+/**
+ * Every migration, in order. Forward-only: a shipped migration is never edited; a change is a new
+ * file with the next number, added at the end of this list.
+ */
+import { AccountsDevicesKeys0000000000001 } from './0001-accounts-devices-keys.js';
+
+export const MIGRATIONS = [AccountsDevicesKeys0000000000001];

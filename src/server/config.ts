@@ -1,0 +1,186 @@
+/**
+ * Server configuration, read once from the environment and validated. Every bound the server keeps
+ * is here with its default; `loadConfig` reports every bad value at once, each with its variable.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+
+/** At most `count` requests per `windowSeconds`, per key (an IP or an account). */
+export interface RateLimit {
+  readonly count: number;
+  readonly windowSeconds: number;
+}
+
+export interface Limits {
+  /** Largest accepted request body, in bytes; larger is 413. */
+  readonly maxBodyBytes: number;
+  /** Largest key backup blob, in bytes; larger is 413. */
+  readonly maxBackupBytes: number;
+  /** OPKs (and, separately, one-time PQPKs) a device may hold on the server at once. */
+  readonly maxStoredPrekeys: number;
+  /** Devices an account may have at once (removed devices do not count). */
+  readonly maxDevicesPerAccount: number;
+}
+
+export interface RateLimits {
+  readonly registerPerIp: RateLimit;
+  /** Password checks (adding a device, recovering the backup blob). */
+  readonly loginPerIp: RateLimit;
+  readonly loginPerAccount: RateLimit;
+  readonly bundlesPerIp: RateLimit;
+  /** Per requesting account. */
+  readonly bundlesPerAccount: RateLimit;
+  /** Reads of public account data (AK and device list). */
+  readonly lookupsPerIp: RateLimit;
+  /** Keys one limiter remembers at most; the oldest window is dropped beyond it. */
+  readonly maxKeys: number;
+}
+
+export interface Argon2Params {
+  readonly memoryKib: number;
+  readonly iterations: number;
+  readonly parallelism: number;
+}
+
+export type DatabaseConfig = { readonly kind: 'postgres'; readonly url: string } | { readonly kind: 'pglite'; readonly dataDir: string };
+
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  readonly database: DatabaseConfig;
+  readonly dataDir: string;
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Express "trust proxy": false, a hop count, or a list of addresses/subnets. */
+  readonly trustProxy: boolean | number | string;
+  readonly limits: Limits;
+  readonly rateLimits: RateLimits;
+  readonly argon2: Argon2Params;
+  /** How often the job that deletes replaced SPKs (SPEC §7) runs. */
+  readonly prekeyGcIntervalSeconds: number;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  }
+}
+
+const int = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, `must be a whole number in ${min}..${max}`)
+    .transform(Number)
+    .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
+
+const rate = z
+  .string()
+  .trim()
+  .regex(/^\d+\/\d+$/, 'must be "<count>/<window seconds>", e.g. "10/3600"')
+  .transform((s): RateLimit => {
+    const [count, windowSeconds] = s.split('/').map(Number) as [number, number];
+    return { count, windowSeconds };
+  })
+  .refine((r) => r.count >= 1 && r.count <= 1_000_000 && r.windowSeconds >= 1 && r.windowSeconds <= 86_400, 'count must be 1..1000000 and window 1..86400 seconds');
+
+/** One entry per variable: its schema and default (a string, parsed like a value from the environment). */
+const VARS = {
+  PORT: { schema: int(0, 65535), default: '8080' },
+  HOST: { schema: z.string().trim().min(1, 'must not be empty'), default: '0.0.0.0' },
+  DATABASE_URL: {
+    schema: z
+      .string()
+      .trim()
+      .regex(/^postgres(ql)?:\/\/\S+$/, 'must be a postgres:// or postgresql:// URL')
+      .optional(),
+    default: undefined,
+  },
+  GCHAT_DATA_DIR: { schema: z.string().trim().min(1, 'must not be empty'), default: './data' },
+  LOG_LEVEL: { schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), default: 'info' },
+  GCHAT_TRUST_PROXY: {
+    schema: z
+      .string()
+      .trim()
+      .min(1, 'must not be empty')
+      .transform((s): boolean | number | string => (s === 'true' ? true : s === 'false' ? false : /^\d+$/.test(s) ? Number(s) : s)),
+    default: 'false',
+  },
+  GCHAT_MAX_BODY_BYTES: { schema: int(1024, 16 * 1024 * 1024), default: String(512 * 1024) },
+  GCHAT_MAX_BACKUP_BYTES: { schema: int(64, 1024 * 1024), default: String(16 * 1024) },
+  GCHAT_MAX_STORED_PREKEYS: { schema: int(1, 100_000), default: '500' },
+  GCHAT_MAX_DEVICES_PER_ACCOUNT: { schema: int(1, 1000), default: '20' },
+  GCHAT_RATE_REGISTER_IP: { schema: rate, default: '10/3600' },
+  GCHAT_RATE_LOGIN_IP: { schema: rate, default: '30/300' },
+  GCHAT_RATE_LOGIN_ACCOUNT: { schema: rate, default: '10/300' },
+  GCHAT_RATE_BUNDLES_IP: { schema: rate, default: '600/60' },
+  GCHAT_RATE_BUNDLES_ACCOUNT: { schema: rate, default: '300/60' },
+  GCHAT_RATE_LOOKUPS_IP: { schema: rate, default: '1200/60' },
+  GCHAT_RATE_MAX_KEYS: { schema: int(100, 10_000_000), default: '100000' },
+  GCHAT_ARGON2_MEMORY_KIB: { schema: int(8, 4 * 1024 * 1024), default: '19456' },
+  GCHAT_ARGON2_ITERATIONS: { schema: int(1, 100), default: '2' },
+  GCHAT_ARGON2_PARALLELISM: { schema: int(1, 64), default: '1' },
+  GCHAT_PREKEY_GC_INTERVAL_SECONDS: { schema: int(1, 7 * 86_400), default: '3600' },
+} as const;
+
+type Vars = typeof VARS;
+type Parsed = { [K in keyof Vars]: z.output<Vars[K]['schema']> };
+
+/** Variables whose value may hold a secret and is never echoed in an error. */
+const SECRET = new Set<string>(['DATABASE_URL']);
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const problems: string[] = [];
+  const out: Record<string, unknown> = {};
+  for (const [name, v] of Object.entries(VARS) as [keyof Vars, Vars[keyof Vars]][]) {
+    const raw = env[name] === undefined || env[name] === '' ? v.default : env[name];
+    const r = (v.schema as z.ZodType).safeParse(raw);
+    if (r.success) {
+      out[name] = r.data;
+    } else {
+      const why = r.error.issues.map((i) => i.message).join('; ');
+      const shown = SECRET.has(name) ? '' : ` (got ${JSON.stringify(raw)})`;
+      problems.push(`${name}: ${why}${shown}`);
+    }
+  }
+  const p = out as Parsed;
+  if (problems.length === 0 && p.GCHAT_ARGON2_MEMORY_KIB < 8 * p.GCHAT_ARGON2_PARALLELISM) {
+    problems.push('GCHAT_ARGON2_MEMORY_KIB: must be at least 8 x GCHAT_ARGON2_PARALLELISM');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  const dataDir = path.resolve(p.GCHAT_DATA_DIR);
+  return {
+    port: p.PORT,
+    host: p.HOST,
+    dataDir,
+    database: p.DATABASE_URL ? { kind: 'postgres', url: p.DATABASE_URL } : { kind: 'pglite', dataDir: path.join(dataDir, 'pglite') },
+    logLevel: p.LOG_LEVEL,
+    trustProxy: p.GCHAT_TRUST_PROXY,
+    limits: {
+      maxBodyBytes: p.GCHAT_MAX_BODY_BYTES,
+      maxBackupBytes: p.GCHAT_MAX_BACKUP_BYTES,
+      maxStoredPrekeys: p.GCHAT_MAX_STORED_PREKEYS,
+      maxDevicesPerAccount: p.GCHAT_MAX_DEVICES_PER_ACCOUNT,
+    },
+    rateLimits: {
+      registerPerIp: p.GCHAT_RATE_REGISTER_IP,
+      loginPerIp: p.GCHAT_RATE_LOGIN_IP,
+      loginPerAccount: p.GCHAT_RATE_LOGIN_ACCOUNT,
+      bundlesPerIp: p.GCHAT_RATE_BUNDLES_IP,
+      bundlesPerAccount: p.GCHAT_RATE_BUNDLES_ACCOUNT,
+      lookupsPerIp: p.GCHAT_RATE_LOOKUPS_IP,
+      maxKeys: p.GCHAT_RATE_MAX_KEYS,
+    },
+    argon2: {
+      memoryKib: p.GCHAT_ARGON2_MEMORY_KIB,
+      iterations: p.GCHAT_ARGON2_ITERATIONS,
+      parallelism: p.GCHAT_ARGON2_PARALLELISM,
+    },
+    prekeyGcIntervalSeconds: p.GCHAT_PREKEY_GC_INTERVAL_SECONDS,
+  };
+}
+
+/** The variables and their defaults, for documentation and a sample environment file. */
+export function configDefaults(): Record<string, string | undefined> {
+  return Object.fromEntries(Object.entries(VARS).map(([k, v]) => [k, v.default]));
+}

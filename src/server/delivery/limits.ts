@@ -1,0 +1,47 @@
+/** Every bound of the delivery model, in one place. Config may override the first group. */
+
+export interface DeliveryLimits {
+  /** Undelivered envelopes and dedup entries live this long (ms). */
+  readonly retentionMs: number;
+  /** Most decoded bytes in one copy's body (413 past it). */
+  readonly maxBodyBytes: number;
+  /** Most copies in one send (413 past it). */
+  readonly maxCopies: number;
+  /** Most envelopes waiting in one device's queue (507 past it). */
+  readonly maxQueuePerDevice: number;
+  /** Most sends waiting for a commit on one instance (429 past it). */
+  readonly maxPendingSends: number;
+}
+
+export const DEFAULT_LIMITS: DeliveryLimits = {
+  retentionMs: 30 * 24 * 3600 * 1000,
+  maxBodyBytes: 256 * 1024,
+  maxCopies: 64,
+  maxQueuePerDevice: 20_000,
+  maxPendingSends: 20_000,
+};
+
+/** Most sends committed in one transaction. */
+export const MAX_SENDS_PER_BATCH = 512;
+/** Most acks deleted in one transaction. */
+export const MAX_ACKS_PER_BATCH = 4096;
+/** Most ids in one ack frame or REST ack request. */
+export const MAX_IDS_PER_ACK = 1024;
+/** Envelopes sent on one stream and not yet acked; the stream waits for acks past it. */
+export const STREAM_WINDOW = 512;
+/** Envelopes fetched from the queue in one query (stream page, REST list page). */
+export const FETCH_PAGE = 256;
+/** Most rows one GC statement deletes. */
+export const GC_BATCH = 2000;
+/** Most GC statements one run issues per kind before yielding to the next tick. */
+export const GC_MAX_BATCHES_PER_RUN = 50;
+/** How often each instance runs GC (ms). */
+export const GC_INTERVAL_MS = 60_000;
+/** Ping interval on streams; a stream that misses one pong is closed (ms). */
+export const STREAM_PING_MS = 30_000;
+/** Most device ids carried by one NOTIFY payload (PostgreSQL caps payloads at 8000 bytes). */
+export const NOTIFY_DEVICES_PER_PAYLOAD = 400;
+/** Most bytes of one inbound stream frame: a send with maxCopies copies, base64url bodies. */
+export function maxFrameBytes(l: DeliveryLimits): number {
+  return Math.min(l.maxCopies * (Math.ceil((l.maxBodyBytes * 4) / 3) + 1024) + 64 * 1024, 512 * 1024 * 1024);
+}

@@ -1,0 +1,280 @@
+/**
+ * Accepting a send: check it against the current device lists, deduplicate it on
+ * (sender device, message_id), and queue one envelope per copy, all in one transaction shared
+ * with every other send that arrived meanwhile (group commit). Nothing here knows HTTP.
+ */
+import { createHash } from 'node:crypto';
+import type { SqlClient } from './sql.js';
+import type { DeliveryLimits } from './limits.js';
+import { MAX_SENDS_PER_BATCH } from './limits.js';
+import { GroupCommit } from './group-commit.js';
+import {
+  type DeviceRef,
+  type NewEnvelope,
+  type NewSend,
+  type QueueRepository,
+  envelopeOf,
+  sendKey,
+} from './queue-repository.js';
+import type { DeviceAddress, Envelope, SendAnswer, SendRequest } from './schemas.js';
+import type { WakeBus } from './wake-bus.js';
+
+/** The authenticated device that sends. */
+export interface Sender {
+  readonly username: string;
+  readonly deviceRef: DeviceRef;
+  readonly device: number;
+}
+
+export interface DeviceInfo {
+  readonly device: number;
+  readonly ref: DeviceRef;
+  /** The device's identity key (IK), base64url. */
+  readonly key: string;
+}
+
+/** Where the delivery model learns which devices an account has (Server I's tables). */
+export interface DeviceDirectory {
+  /** Current (not removed) devices of these accounts, read inside tx; unknown accounts are absent. */
+  devicesOf(tx: SqlClient, usernames: readonly string[]): Promise<Map<string, readonly DeviceInfo[]>>;
+}
+
+export type SendResult =
+  | { readonly kind: 'accepted'; readonly answer: SendAnswer; readonly replay: boolean }
+  | { readonly kind: 'mismatch'; readonly missing: DeviceAddress[]; readonly extra: DeviceAddress[]; readonly stale: DeviceAddress[] }
+  | { readonly kind: 'conflict' }
+  | { readonly kind: 'unknown_recipient' }
+  | { readonly kind: 'queue_full'; readonly devices: DeviceAddress[] }
+  | { readonly kind: 'invalid'; readonly reason: string }
+  | { readonly kind: 'too_large'; readonly reason: string };
+
+interface Command {
+  readonly sender: Sender;
+  readonly req: SendRequest;
+  readonly hash: Buffer;
+}
+
+/** What a batch decides for one command; `retry` goes through the next batch. */
+type Decision = SendResult | { readonly kind: 'retry' };
+
+export interface SendServiceDeps {
+  readonly repo: QueueRepository;
+  readonly directory: DeviceDirectory;
+  readonly wakeBus: WakeBus;
+  readonly limits: DeliveryLimits;
+  readonly now: () => number;
+  /** Called after each commit with the envelopes it queued, by device (the local stream hub). */
+  readonly onCommitted: (byDevice: Map<DeviceRef, Envelope[]>) => void;
+}
+
+export class SendService {
+  private readonly batcher: GroupCommit<Command, Decision>;
+
+  constructor(private readonly deps: SendServiceDeps) {
+    this.batcher = new GroupCommit((cmds) => this.runBatch(cmds), {
+      maxBatch: MAX_SENDS_PER_BATCH,
+      maxPending: deps.limits.maxPendingSends,
+    });
+  }
+
+  get pending(): number {
+    return this.batcher.pending;
+  }
+
+  idle(): Promise<void> {
+    return this.batcher.idle();
+  }
+
+  /** Throws BacklogFullError when too many sends wait for a commit on this instance. */
+  async send(sender: Sender, req: SendRequest): Promise<SendResult> {
+    const pre = this.precheck(sender, req);
+    if (pre) return pre;
+    const cmd: Command = { sender, req, hash: contentHash(req) };
+    // A concurrent send of the same key on another instance (or in the same batch) committed
+    // first: the next batch sees its dedup entry. Bounded, since that entry now exists.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const d = await this.batcher.submit(cmd);
+      if (d.kind !== 'retry') return d;
+    }
+    throw new Error('send: dedup entry not visible after retries');
+  }
+
+  private precheck(sender: Sender, req: SendRequest): SendResult | null {
+    const l = this.deps.limits;
+    if (req.copies.length > l.maxCopies) return { kind: 'too_large', reason: `more than ${l.maxCopies} copies` };
+    const seen = new Set<string>();
+    for (const c of req.copies) {
+      if (c.body.length % 4 === 1) return { kind: 'invalid', reason: 'a copy body is not valid base64url' };
+      if (Math.floor((c.body.length * 3) / 4) > l.maxBodyBytes)
+        return { kind: 'too_large', reason: `a copy body is larger than ${l.maxBodyBytes} bytes` };
+      if (c.user !== req.recipient && c.user !== sender.username)
+        return { kind: 'invalid', reason: 'a copy is for neither the recipient nor the sender' };
+      const k = `${c.device}@${c.user}`;
+      if (seen.has(k)) return { kind: 'invalid', reason: 'two copies for one device' };
+      seen.add(k);
+    }
+    return null;
+  }
+
+  private async runBatch(cmds: readonly Command[]): Promise<Decision[]> {
+    const { repo } = this.deps;
+    const now = this.deps.now();
+    const out: Decision[] = cmds.map(() => ({ kind: 'retry' }));
+    // Two sends of one key in one batch: the later one waits for the next batch (and replays).
+    const firstOfKey = new Map<string, number>();
+    cmds.forEach((c, i) => {
+      const k = sendKey(c.sender.deviceRef, c.req.message_id);
+      if (!firstOfKey.has(k)) firstOfKey.set(k, i);
+    });
+    const live = [...firstOfKey.values()];
+
+    const committed = await repo.db.transaction(async (tx) => {
+      const stored = await repo.findSends(
+        tx,
+        live.map((i) => ({ senderDevice: cmds[i]!.sender.deviceRef, messageId: cmds[i]!.req.message_id })),
+        now,
+      );
+      const storedByKey = new Map(stored.map((s) => [sendKey(s.senderDevice, s.messageId), s]));
+      const usernames = new Set<string>();
+      const fresh: number[] = [];
+      for (const i of live) {
+        const c = cmds[i]!;
+        const s = storedByKey.get(sendKey(c.sender.deviceRef, c.req.message_id));
+        if (s) {
+          out[i] = s.contentHash.equals(c.hash) ? { kind: 'accepted', answer: s.answer as SendAnswer, replay: true } : { kind: 'conflict' };
+        } else {
+          fresh.push(i);
+          usernames.add(c.req.recipient);
+          usernames.add(c.sender.username);
+        }
+      }
+      if (fresh.length === 0) return null;
+
+      const directory = await this.deps.directory.devicesOf(tx, [...usernames]);
+      // Targets of each send that matches the device lists.
+      const targets = new Map<number, DeviceRef[]>();
+      for (const i of fresh) {
+        const c = cmds[i]!;
+        const r = checkDevices(c.sender, c.req, directory);
+        if (r.kind === 'ok') targets.set(i, r.refs);
+        else out[i] = r;
+      }
+
+      const all = [...new Set([...targets.values()].flat())];
+      const cap = this.deps.limits.maxQueuePerDevice;
+      const lengths = await repo.queueLengths(tx, all, cap);
+      const adding = new Map<DeviceRef, number>();
+      for (const [i, refs] of targets) {
+        const c = cmds[i]!;
+        const full = refs
+          .map((ref, j) => ({ ref, j }))
+          .filter(({ ref }) => (lengths.get(ref) ?? 0) + (adding.get(ref) ?? 0) + 1 > cap);
+        if (full.length > 0) {
+          out[i] = { kind: 'queue_full', devices: full.map(({ j }) => addressOf(c.req.copies[j]!)) };
+          targets.delete(i);
+        } else {
+          for (const ref of refs) adding.set(ref, (adding.get(ref) ?? 0) + 1);
+        }
+      }
+      if (targets.size === 0) return null;
+
+      const order = [...targets.keys()];
+      const ids = await repo.allocateIds(tx, order.reduce((n, i) => n + cmds[i]!.req.copies.length, 0));
+      let next = 0;
+      const sends: NewSend[] = [];
+      const envsOf = new Map<number, NewEnvelope[]>();
+      for (const i of order) {
+        const c = cmds[i]!;
+        const refs = targets.get(i)!;
+        const envs = c.req.copies.map(
+          (copy, j): NewEnvelope => ({
+            id: ids[next++]!,
+            device: refs[j]!,
+            messageId: c.req.message_id,
+            sender: c.sender.username,
+            senderDevice: c.sender.device,
+            type: copy.type,
+            body: copy.body,
+            serverTs: now,
+          }),
+        );
+        envsOf.set(i, envs);
+        const answer: SendAnswer = {
+          message_id: c.req.message_id,
+          server_ts: now,
+          envelopes: c.req.copies.map((copy, j) => ({ user: copy.user, device: copy.device, id: envs[j]!.id })),
+        };
+        sends.push({ senderDevice: c.sender.deviceRef, messageId: c.req.message_id, contentHash: c.hash, answer, expiresAt: now + this.deps.limits.retentionMs });
+        out[i] = { kind: 'accepted', answer, replay: false };
+      }
+      const won = await repo.insertSends(tx, sends, now);
+      const queued: NewEnvelope[] = [];
+      for (const i of order) {
+        const c = cmds[i]!;
+        if (won.has(sendKey(c.sender.deviceRef, c.req.message_id))) queued.push(...envsOf.get(i)!);
+        else out[i] = { kind: 'retry' };
+      }
+      await repo.insertEnvelopes(tx, queued);
+      const byDevice = new Map<DeviceRef, Envelope[]>();
+      for (const e of queued) {
+        const list = byDevice.get(e.device);
+        if (list) list.push(envelopeOf(e));
+        else byDevice.set(e.device, [envelopeOf(e)]);
+      }
+      await this.deps.wakeBus.publish(tx, [...byDevice.keys()]);
+      return byDevice;
+    });
+    if (committed) this.deps.onCommitted(committed);
+    return out;
+  }
+}
+
+type DeviceCheck = { kind: 'ok'; refs: DeviceRef[] } | Extract<SendResult, { kind: 'mismatch' | 'unknown_recipient' }>;
+
+/** Compares a send's copies with the current devices of the recipient and of the sender. */
+export function checkDevices(
+  sender: Sender,
+  req: SendRequest,
+  directory: ReadonlyMap<string, readonly DeviceInfo[]>,
+): DeviceCheck {
+  const recipientDevices = directory.get(req.recipient);
+  if (!recipientDevices) return { kind: 'unknown_recipient' };
+  const expected = new Map<string, DeviceInfo & { user: string }>();
+  for (const d of recipientDevices) expected.set(`${d.device}@${req.recipient}`, { ...d, user: req.recipient });
+  for (const d of directory.get(sender.username) ?? []) {
+    if (d.ref === sender.deviceRef) continue;
+    expected.set(`${d.device}@${sender.username}`, { ...d, user: sender.username });
+  }
+  const missing: DeviceAddress[] = [];
+  const extra: DeviceAddress[] = [];
+  const stale: DeviceAddress[] = [];
+  const refs: DeviceRef[] = [];
+  const covered = new Set<string>();
+  for (const copy of req.copies) {
+    const k = `${copy.device}@${copy.user}`;
+    const d = expected.get(k);
+    if (!d) {
+      extra.push(addressOf(copy));
+      continue;
+    }
+    covered.add(k);
+    if (d.key !== copy.key) stale.push(addressOf(copy));
+    refs.push(d.ref);
+  }
+  for (const [k, d] of expected) if (!covered.has(k)) missing.push({ user: d.user, device: d.device });
+  if (missing.length || extra.length || stale.length) return { kind: 'mismatch', missing, extra, stale };
+  return { kind: 'ok', refs };
+}
+
+function addressOf(c: { user: string; device: number }): DeviceAddress {
+  return { user: c.user, device: c.device };
+}
+
+/** What makes two sends of one message_id "the same": recipient and every copy, in any order. */
+export function contentHash(req: SendRequest): Buffer {
+  const h = createHash('sha256');
+  h.update(`${req.recipient.length}:${req.recipient}`);
+  const copies = [...req.copies].sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : a.device - b.device));
+  for (const c of copies) h.update(`|${c.user.length}:${c.user}|${c.device}|${c.key}|${c.type}|${c.body.length}:${c.body}`);
+  return h.digest();
+}

@@ -1,0 +1,167 @@
+/**
+ * Streams held by this instance, per device. Each stream sends its device's queue in id order
+ * through a bounded window of unacked envelopes, and more as they are committed: directly from
+ * memory when the send committed here and the stream is caught up, otherwise by reading the
+ * queue (after a wake-up from another instance, or while it catches up).
+ */
+import type { Envelope, ServerFrame } from './schemas.js';
+import type { DeviceRef, QueueRepository } from './queue-repository.js';
+import type { Wake } from './wake-bus.js';
+import { FETCH_PAGE, STREAM_WINDOW } from './limits.js';
+
+/** The socket side of a stream, as the hub sees it. */
+export interface StreamSink {
+  send(frame: ServerFrame): void;
+  close(code: number, reason: string): void;
+}
+
+export interface AckCommitter {
+  /** Deletes acked envelopes of a device; answers the ids that were removed. */
+  ack(device: DeviceRef, ids: readonly string[]): Promise<ReadonlySet<string>>;
+}
+
+export class Stream {
+  /** Sent on this stream, not yet acked. */
+  readonly inflight = new Set<string>();
+  private pumping = false;
+  private dirty = false;
+  /** True when the last queue read found nothing more than what is in flight. */
+  private caughtUp = false;
+  private drainedSent = false;
+  closed = false;
+
+  constructor(
+    readonly device: DeviceRef,
+    private readonly sink: StreamSink,
+    private readonly repo: QueueRepository,
+    private readonly onError: (err: unknown) => void,
+  ) {}
+
+  /** Reads the queue and sends what this stream has not sent, within the window. */
+  pump(): void {
+    if (this.closed) return;
+    if (this.pumping) {
+      this.dirty = true;
+      return;
+    }
+    this.pumping = true;
+    void this.pumpLoop()
+      .catch((err: unknown) => {
+        this.caughtUp = false;
+        this.onError(err);
+      })
+      .finally(() => {
+        this.pumping = false;
+      });
+  }
+
+  private async pumpLoop(): Promise<void> {
+    do {
+      this.dirty = false;
+      while (!this.closed && this.inflight.size < STREAM_WINDOW) {
+        const room = Math.min(FETCH_PAGE, STREAM_WINDOW - this.inflight.size);
+        const rows = await this.repo.fetch(this.device, [...this.inflight], room);
+        if (this.closed) return;
+        this.push(rows);
+        if (rows.length < room) {
+          this.caughtUp = true;
+          if (!this.drainedSent) {
+            this.drainedSent = true;
+            this.sink.send({ op: 'drained' });
+          }
+          break;
+        }
+        this.caughtUp = false;
+      }
+      if (this.inflight.size >= STREAM_WINDOW) this.caughtUp = false;
+    } while (this.dirty && !this.closed);
+  }
+
+  /** Envelopes just committed by this instance for this device, in id order. */
+  offer(envs: readonly Envelope[]): void {
+    if (this.closed) return;
+    if (!this.pumping && this.caughtUp && this.inflight.size + envs.length <= STREAM_WINDOW) {
+      this.push(envs);
+    } else {
+      this.pump();
+    }
+  }
+
+  private push(envs: readonly Envelope[]): void {
+    const fresh = envs.filter((e) => !this.inflight.has(e.id));
+    if (fresh.length === 0) return;
+    for (const e of fresh) this.inflight.add(e.id);
+    this.sink.send({ op: 'envelopes', envelopes: fresh });
+  }
+
+  /** After the acked envelopes are gone from the database. */
+  acked(ids: readonly string[]): void {
+    if (this.closed) return;
+    const wasFull = this.inflight.size >= STREAM_WINDOW;
+    for (const id of ids) this.inflight.delete(id);
+    this.sink.send({ op: 'acked', ids: [...ids] });
+    if (wasFull || !this.caughtUp) this.pump();
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.sink.close(code, reason);
+  }
+}
+
+export class StreamHub {
+  private readonly byDevice = new Map<DeviceRef, Stream>();
+  private accepting = true;
+
+  constructor(
+    private readonly repo: QueueRepository,
+    private readonly onError: (err: unknown) => void = () => undefined,
+  ) {}
+
+  get size(): number {
+    return this.byDevice.size;
+  }
+
+  /**
+   * A device's new stream. One stream per device on an instance: a newer connection replaces an
+   * older one (closed with 4001), whose unacked envelopes the new one receives again.
+   */
+  attach(device: DeviceRef, sink: StreamSink): Stream | null {
+    if (!this.accepting) {
+      sink.close(1012, 'server restarting');
+      return null;
+    }
+    this.byDevice.get(device)?.close(4001, 'replaced by a newer connection');
+    const stream = new Stream(device, sink, this.repo, this.onError);
+    this.byDevice.set(device, stream);
+    stream.pump();
+    return stream;
+  }
+
+  detach(stream: Stream): void {
+    stream.closed = true;
+    if (this.byDevice.get(stream.device) === stream) this.byDevice.delete(stream.device);
+  }
+
+  /** Envelopes this instance just committed. */
+  offer(byDevice: ReadonlyMap<DeviceRef, readonly Envelope[]>): void {
+    for (const [device, envs] of byDevice) this.byDevice.get(device)?.offer(envs);
+  }
+
+  /** A wake-up from another instance. */
+  wake(w: Wake): void {
+    if (w.kind === 'all') {
+      for (const s of this.byDevice.values()) s.pump();
+      return;
+    }
+    for (const d of w.devices) this.byDevice.get(d as DeviceRef)?.pump();
+  }
+
+  /** Graceful shutdown: refuse new streams, close the open ones (clients reconnect elsewhere). */
+  closeAll(): void {
+    this.accepting = false;
+    for (const s of this.byDevice.values()) s.close(1012, 'server restarting');
+    this.byDevice.clear();
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * Wake-ups between instances. After a commit the sending instance wakes its own streams
+ * directly; other instances learn which devices have new envelopes through PostgreSQL
+ * LISTEN/NOTIFY (the NOTIFY is issued inside the send transaction, so it is delivered exactly
+ * when the envelopes become visible). Embedded PGlite runs one instance: nothing to publish.
+ */
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import type { SqlClient } from './sql.js';
+import { NOTIFY_DEVICES_PER_PAYLOAD } from './limits.js';
+
+export const WAKE_CHANNEL = 'gchat_delivery';
+
+/** `devices`: these devices have new envelopes; `all`: anything may have been missed. */
+export type Wake = { readonly kind: 'devices'; readonly devices: readonly string[] } | { readonly kind: 'all' };
+
+export interface WakeBus {
+  /** Publishes inside the caller's transaction (delivered to other instances on commit). */
+  publish(tx: SqlClient, devices: readonly string[]): Promise<void>;
+  /** Receives other instances' wake-ups. */
+  subscribe(fn: (wake: Wake) => void): void;
+  close(): Promise<void>;
+}
+
+/** One process: the sender wakes its own streams, so there is nothing to carry. */
+export class LocalWakeBus implements WakeBus {
+  async publish(): Promise<void> {}
+  subscribe(): void {}
+  async close(): Promise<void> {}
+}
+
+export class PgWakeBus implements WakeBus {
+  readonly instanceId = randomUUID().slice(0, 8);
+  private client: pg.Client | null = null;
+  private listeners: ((wake: Wake) => void)[] = [];
+  private closed = false;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private connecting: Promise<void> | null = null;
+
+  constructor(private readonly connectionString: string) {}
+
+  /** Connects the listening session; resolves once LISTEN is in place. */
+  start(): Promise<void> {
+    this.connecting ??= this.connect();
+    return this.connecting;
+  }
+
+  async publish(tx: SqlClient, devices: readonly string[]): Promise<void> {
+    for (let i = 0; i < devices.length; i += NOTIFY_DEVICES_PER_PAYLOAD) {
+      const chunk = devices.slice(i, i + NOTIFY_DEVICES_PER_PAYLOAD);
+      await tx.query('SELECT pg_notify($1, $2)', [WAKE_CHANNEL, `${this.instanceId}:${chunk.join(',')}`]);
+    }
+  }
+
+  subscribe(fn: (wake: Wake) => void): void {
+    this.listeners.push(fn);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    const c = this.client;
+    this.client = null;
+    if (c) await c.end().catch(() => undefined);
+  }
+
+  private emit(w: Wake): void {
+    for (const fn of this.listeners) fn(w);
+  }
+
+  private async connect(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.connectionString, application_name: 'gchat-wake' });
+    client.on('notification', (msg) => {
+      if (msg.channel !== WAKE_CHANNEL || !msg.payload) return;
+      const colon = msg.payload.indexOf(':');
+      if (msg.payload.slice(0, colon) === this.instanceId) return;
+      const devices = msg.payload.slice(colon + 1).split(',').filter((d) => d.length > 0);
+      if (devices.length > 0) this.emit({ kind: 'devices', devices });
+    });
+    const lost = (): void => {
+      if (this.client !== client) return;
+      this.client = null;
+      client.end().catch(() => undefined);
+      this.scheduleReconnect();
+    };
+    client.on('error', lost);
+    client.on('end', lost);
+    await client.connect();
+    await client.query(`LISTEN ${WAKE_CHANNEL}`);
+    this.client = client;
+  }
+
+  private scheduleReconnect(): void {
+    if (this.closed || this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (this.closed) return;
+      this.connect()
+        // Notifications sent while we were away are lost: every stream re-reads its queue.
+        .then(() => this.emit({ kind: 'all' }))
+        .catch(() => this.scheduleReconnect());
+    }, 500);
+  }
+}
