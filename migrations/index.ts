@@ -3,5 +3,6 @@
  * file with the next number, added at the end of this list.
  */
 import { AccountsDevicesKeys0000000000001 } from './0001-accounts-devices-keys.js';
+import { DeliveryQueues0000000000002 } from './0002-delivery-queues.js';
 
-export const MIGRATIONS = [AccountsDevicesKeys0000000000001];
+export const MIGRATIONS = [AccountsDevicesKeys0000000000001, DeliveryQueues0000000000002];

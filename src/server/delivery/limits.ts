@@ -40,7 +40,7 @@ export const GC_INTERVAL_MS = 60_000;
 /** Ping interval on streams; a stream that misses one pong is closed (ms). */
 export const STREAM_PING_MS = 30_000;
 /** Most device ids carried by one NOTIFY payload (PostgreSQL caps payloads at 8000 bytes). */
-export const NOTIFY_DEVICES_PER_PAYLOAD = 400;
+export const NOTIFY_DEVICES_PER_PAYLOAD = 150;
 /** Most bytes of one inbound stream frame: a send with maxCopies copies, base64url bodies. */
 export function maxFrameBytes(l: DeliveryLimits): number {
   return Math.min(l.maxCopies * (Math.ceil((l.maxBodyBytes * 4) / 3) + 1024) + 64 * 1024, 512 * 1024 * 1024);

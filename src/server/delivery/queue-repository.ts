@@ -3,17 +3,28 @@
  * dedup table (delivery_sends). Every statement works on a whole batch through unnest(), so a
  * group commit costs a fixed number of round trips however many sends it carries.
  *
- * A device is named by its row id in the devices table (`DeviceRef`, a decimal string here).
+ * A device is named by the devices table's key (account_id uuid, device_id bigint), carried in
+ * TypeScript as one opaque string `DeviceRef` = "<account uuid>/<device id>".
  */
 import type { SqlClient, SqlDatabase } from './sql.js';
 import type { Envelope } from './schemas.js';
 
-/** The row id of a device in the devices table, as a string; opaque to everything but SQL. */
+/** A device's key in the devices table, "<account uuid>/<device id>"; opaque outside SQL. */
 export type DeviceRef = string & { readonly __deviceRef: unique symbol };
 export const asDeviceRef = (s: string): DeviceRef => s as DeviceRef;
+export const deviceRef = (accountId: string, deviceId: number | string): DeviceRef => `${accountId}/${deviceId}` as DeviceRef;
 
-/** SQL type of devices.id (see migrations/0001). */
-const REF = 'bigint';
+/** The two SQL columns of refs, as parallel arrays. */
+function split(refs: readonly DeviceRef[]): [string[], string[]] {
+  const a: string[] = [];
+  const d: string[] = [];
+  for (const r of refs) {
+    const i = r.indexOf('/');
+    a.push(r.slice(0, i));
+    d.push(r.slice(i + 1));
+  }
+  return [a, d];
+}
 
 export interface StoredSend {
   readonly senderDevice: DeviceRef;
@@ -85,18 +96,20 @@ export class QueueRepository {
     now: number,
   ): Promise<StoredSend[]> {
     if (keys.length === 0) return [];
-    const rows = await tx.query<{ sender_device: string; message_id: string; content_hash: Buffer | Uint8Array; answer: unknown }>(
-      `SELECT s.sender_device::text AS sender_device, s.message_id::text AS message_id, s.content_hash, s.answer
+    const rows = await tx.query<{ sender_device: string; message_id: string; content_hash: string; answer: string }>(
+      `SELECT s.sender_account::text || '/' || s.sender_device AS sender_device, s.message_id::text AS message_id,
+              encode(s.content_hash, 'hex') AS content_hash, s.answer::text AS answer
          FROM delivery_sends s
-         JOIN unnest($1::${REF}[], $2::uuid[]) AS k(dev, mid) ON s.sender_device = k.dev AND s.message_id = k.mid
-        WHERE s.expires_at > $3`,
-      [keys.map((k) => k.senderDevice), keys.map((k) => k.messageId), now],
+         JOIN unnest($1::uuid[], $2::bigint[], $3::uuid[]) AS k(acc, dev, mid)
+           ON s.sender_account = k.acc AND s.sender_device = k.dev AND s.message_id = k.mid
+        WHERE s.expires_at > $4`,
+      [...split(keys.map((k) => k.senderDevice)), keys.map((k) => k.messageId), now],
     );
     return rows.map((r) => ({
       senderDevice: asDeviceRef(r.sender_device),
       messageId: r.message_id,
-      contentHash: Buffer.from(r.content_hash),
-      answer: typeof r.answer === 'string' ? (JSON.parse(r.answer) as unknown) : r.answer,
+      contentHash: Buffer.from(r.content_hash, 'hex'),
+      answer: JSON.parse(r.answer) as unknown,
     }));
   }
 
@@ -108,10 +121,11 @@ export class QueueRepository {
     const out = new Map<DeviceRef, number>();
     if (devices.length === 0) return out;
     const rows = await tx.query<{ dev: string; n: string | number }>(
-      `SELECT d.dev::text AS dev,
-              (SELECT count(*) FROM (SELECT 1 FROM delivery_envelopes e WHERE e.device_id = d.dev LIMIT $2) x) AS n
-         FROM unnest($1::${REF}[]) AS d(dev)`,
-      [devices, cap],
+      `SELECT d.acc::text || '/' || d.dev AS dev,
+              (SELECT count(*) FROM (SELECT 1 FROM delivery_envelopes e
+                                      WHERE e.account_id = d.acc AND e.device_id = d.dev LIMIT $3) x) AS n
+         FROM unnest($1::uuid[], $2::bigint[]) AS d(acc, dev)`,
+      [...split(devices), cap],
     );
     for (const r of rows) out.set(asDeviceRef(r.dev), Number(r.n));
     return out;
@@ -136,15 +150,15 @@ export class QueueRepository {
     const won = new Set<string>();
     if (sends.length === 0) return won;
     const rows = await tx.query<{ sender_device: string; message_id: string }>(
-      `INSERT INTO delivery_sends (sender_device, message_id, content_hash, answer, expires_at)
-       SELECT dev, mid, decode(h, 'hex'), a::jsonb, x
-         FROM unnest($1::${REF}[], $2::uuid[], $3::text[], $4::text[], $5::bigint[]) AS n(dev, mid, h, a, x)
-       ON CONFLICT (sender_device, message_id) DO UPDATE
+      `INSERT INTO delivery_sends (sender_account, sender_device, message_id, content_hash, answer, expires_at)
+       SELECT acc, dev, mid, decode(h, 'hex'), a::jsonb, x
+         FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::bigint[]) AS n(acc, dev, mid, h, a, x)
+       ON CONFLICT (sender_account, sender_device, message_id) DO UPDATE
          SET content_hash = EXCLUDED.content_hash, answer = EXCLUDED.answer, expires_at = EXCLUDED.expires_at
-         WHERE delivery_sends.expires_at <= $6
-       RETURNING sender_device::text AS sender_device, message_id::text AS message_id`,
+         WHERE delivery_sends.expires_at <= $7
+       RETURNING sender_account::text || '/' || sender_device AS sender_device, message_id::text AS message_id`,
       [
-        sends.map((s) => s.senderDevice),
+        ...split(sends.map((s) => s.senderDevice)),
         sends.map((s) => s.messageId),
         sends.map((s) => s.contentHash.toString('hex')),
         sends.map((s) => JSON.stringify(s.answer)),
@@ -159,11 +173,12 @@ export class QueueRepository {
   async insertEnvelopes(tx: SqlClient, envs: readonly NewEnvelope[]): Promise<void> {
     if (envs.length === 0) return;
     await tx.query(
-      `INSERT INTO delivery_envelopes (id, device_id, message_id, sender, sender_device, type, body, server_ts)
-       SELECT * FROM unnest($1::bigint[], $2::${REF}[], $3::uuid[], $4::text[], $5::bigint[], $6::smallint[], $7::text[], $8::bigint[])`,
+      `INSERT INTO delivery_envelopes (id, account_id, device_id, message_id, sender, sender_device, type, body, server_ts)
+       SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[], $6::bigint[], $7::smallint[],
+                            $8::text[], $9::bigint[])`,
       [
         envs.map((e) => e.id),
-        envs.map((e) => e.device),
+        ...split(envs.map((e) => e.device)),
         envs.map((e) => e.messageId),
         envs.map((e) => e.sender),
         envs.map((e) => e.senderDevice),
@@ -176,13 +191,14 @@ export class QueueRepository {
 
   /** A device's queue in id order, skipping ids the caller already holds. */
   async fetch(device: DeviceRef, exclude: readonly string[], limit: number): Promise<Envelope[]> {
+    const [[acc], [dev]] = split([device]);
+    const cols = `id::text AS id, message_id::text AS message_id, sender, sender_device, type, body, server_ts`;
     const rows = await this.db.query<EnvelopeRow>(
       exclude.length === 0
-        ? `SELECT id::text AS id, message_id::text AS message_id, sender, sender_device, type, body, server_ts
-             FROM delivery_envelopes WHERE device_id = $1 ORDER BY id LIMIT $2`
-        : `SELECT id::text AS id, message_id::text AS message_id, sender, sender_device, type, body, server_ts
-             FROM delivery_envelopes WHERE device_id = $1 AND NOT (id = ANY($3::bigint[])) ORDER BY id LIMIT $2`,
-      exclude.length === 0 ? [device, limit] : [device, limit, exclude],
+        ? `SELECT ${cols} FROM delivery_envelopes WHERE account_id = $1 AND device_id = $2 ORDER BY id LIMIT $3`
+        : `SELECT ${cols} FROM delivery_envelopes
+            WHERE account_id = $1 AND device_id = $2 AND NOT (id = ANY($4::bigint[])) ORDER BY id LIMIT $3`,
+      exclude.length === 0 ? [acc, dev, limit] : [acc, dev, limit, exclude],
     );
     return rows.map(rowToEnvelope);
   }
@@ -192,10 +208,10 @@ export class QueueRepository {
     const gone = new Set<string>();
     if (pairs.length === 0) return gone;
     const rows = await this.db.query<{ id: string }>(
-      `DELETE FROM delivery_envelopes e USING unnest($1::bigint[], $2::${REF}[]) AS a(id, dev)
-        WHERE e.id = a.id AND e.device_id = a.dev
+      `DELETE FROM delivery_envelopes e USING unnest($1::bigint[], $2::uuid[], $3::bigint[]) AS a(id, acc, dev)
+        WHERE e.id = a.id AND e.account_id = a.acc AND e.device_id = a.dev
         RETURNING e.id::text AS id`,
-      [pairs.map((p) => p.id), pairs.map((p) => p.device)],
+      [pairs.map((p) => p.id), ...split(pairs.map((p) => p.device))],
     );
     for (const r of rows) gone.add(r.id);
     return gone;
@@ -225,24 +241,30 @@ export class QueueRepository {
   async deleteExpiredSends(now: number, limit: number): Promise<number> {
     const rows = await this.db.query<{ n: string | number }>(
       `WITH doomed AS (
-         SELECT sender_device, message_id FROM delivery_sends WHERE expires_at <= $1
+         SELECT sender_account, sender_device, message_id FROM delivery_sends WHERE expires_at <= $1
           ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED
        ), gone AS (
          DELETE FROM delivery_sends s USING doomed
-          WHERE s.sender_device = doomed.sender_device AND s.message_id = doomed.message_id RETURNING 1
+          WHERE s.sender_account = doomed.sender_account AND s.sender_device = doomed.sender_device
+            AND s.message_id = doomed.message_id RETURNING 1
        ) SELECT count(*) AS n FROM gone`,
       [now, limit],
     );
     return Number(rows[0]?.n ?? 0);
   }
 
-  /** Deletes queued envelopes (and dedup entries) of devices that no longer exist or were removed. */
+  /**
+   * Deletes the queues of removed devices (devices.removed_at set; a removed device's row stays,
+   * and device ids are never reused). Looks at removed devices that still have a queue, a few at a
+   * time, and deletes at most `limit` envelopes.
+   */
   async deleteOrphans(limit: number): Promise<number> {
     const rows = await this.db.query<{ n: string | number }>(
       `WITH doomed AS (
          SELECT e.id FROM delivery_envelopes e
-          WHERE NOT EXISTS (SELECT 1 FROM devices d WHERE d.id = e.device_id AND ${LIVE_DEVICE('d')})
-          LIMIT $1 FOR UPDATE SKIP LOCKED
+           JOIN devices d ON d.account_id = e.account_id AND d.device_id = e.device_id
+          WHERE d.removed_at IS NOT NULL
+          LIMIT $1 FOR UPDATE OF e SKIP LOCKED
        ), gone AS (
          DELETE FROM delivery_envelopes e USING doomed WHERE e.id = doomed.id RETURNING 1
        ) SELECT count(*) AS n FROM gone`,
@@ -252,9 +274,6 @@ export class QueueRepository {
   }
 }
 
-/** SQL condition for a device that has not been removed (see migrations/0001). */
-const LIVE_DEVICE = (alias: string): string => `${alias}.revoked_at IS NULL`;
-
 export function sendKey(senderDevice: DeviceRef, messageId: string): string {
-  return `${senderDevice}/${messageId}`;
+  return `${senderDevice}|${messageId}`;
 }
