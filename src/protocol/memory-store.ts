@@ -2,7 +2,7 @@
  * An in-memory ProtocolStore for tests, vectors and benchmarks. Sessions are kept serialised, so
  * every operation loads and stores them as a real client does.
  */
-import { toHex } from './bytes.js';
+import { fromHex, toHex } from './bytes.js';
 import type { X25519KeyPair } from './keys.js';
 import type { DeviceAddress, PqPrekeySecret, ProtocolStore, SessionChange, SessionState } from './session.js';
 import { deserializeSession, serializeSession } from './snapshot.js';
@@ -54,16 +54,37 @@ export class MemoryProtocolStore implements ProtocolStore {
     this.sessions.set(peerKey(peer), list.filter((j) => deserializeSession(j).id !== sessionId));
   }
 
-  /** The serialised state, e.g. to compare before and after a rejected message. */
+  /** Everything this store holds, serialised: compare it before and after a refused message, or restore it. */
   dump(): string {
     const sort = <V>(m: Map<string | number, V>, f: (v: V) => unknown): unknown[] => [...m].map(([k, v]) => [k, f(v)]).sort();
     return JSON.stringify({
       sessions: sort(this.sessions, (v) => v),
-      spk: sort(this.signedPrekeys, (k) => toHex(k.privateKey)),
-      opk: sort(this.oneTimePrekeys, (k) => toHex(k.privateKey)),
-      pqpk: sort(this.pqPrekeys, (k) => toHex(k.seed)),
+      spk: sort(this.signedPrekeys, (k) => `${toHex(k.privateKey)}:${toHex(k.publicKey)}`),
+      opk: sort(this.oneTimePrekeys, (k) => `${toHex(k.privateKey)}:${toHex(k.publicKey)}`),
+      pqpk: sort(this.pqPrekeys, (k) => [toHex(k.seed), k.oneTime]),
       hs: sort(this.acceptedHandshakes, (v) => v),
       aks: sort(this.pinnedAccountKeys, (v) => toHex(v)),
     });
   }
+
+  /** A new store holding exactly what `dump()` saved: a device restarting from disk. */
+  static restore(dumped: string): MemoryProtocolStore {
+    const d = JSON.parse(dumped) as Record<'sessions' | 'spk' | 'opk' | 'pqpk' | 'hs' | 'aks', [string | number, unknown][]>;
+    const s = new MemoryProtocolStore();
+    for (const [k, v] of d.sessions) s.sessions.set(String(k), v as string[]);
+    for (const [k, v] of d.spk) s.signedPrekeys.set(Number(k), x25519FromPriv(v as string));
+    for (const [k, v] of d.opk) s.oneTimePrekeys.set(Number(k), x25519FromPriv(v as string));
+    for (const [k, v] of d.pqpk) {
+      const [seed, oneTime] = v as [string, boolean];
+      s.pqPrekeys.set(Number(k), { seed: fromHex(seed), oneTime });
+    }
+    for (const [k, v] of d.hs) s.acceptedHandshakes.set(String(k), v as number);
+    for (const [k, v] of d.aks) s.pinnedAccountKeys.set(String(k), fromHex(v as string));
+    return s;
+  }
+}
+
+function x25519FromPriv(v: string): X25519KeyPair {
+  const [priv, pub] = v.split(':') as [string, string];
+  return { privateKey: fromHex(priv), publicKey: fromHex(pub) };
 }
