@@ -1,0 +1,126 @@
+/**
+ * SPEC §9 key backup vectors. expect=ok: the secret normalises to secret_utf8, the writer given the
+ * salt and nonce reproduces blob (header = ad, key = argon2id_key), and the reader opens blob to
+ * ak_seed. expect=reject: the reader refuses blob, and refuses out-of-bounds parameters without
+ * calling Argon2id.
+ */
+import { equalBytes, fromHex, utf8 } from '../../src/protocol/bytes.js';
+import { type BackupKdf, BACKUP_HEADER_BYTES, normaliseSecret, openBackup, sealBackup } from '../../src/protocol/backup.js';
+import { ProtocolError } from '../../src/protocol/errors.js';
+import { argon2id } from '../../src/protocol/primitives.js';
+import type { CaseResult, TopicRunner } from './types.js';
+
+interface BackupCase {
+  name: string;
+  expect: 'ok' | 'reject';
+  secret_kind: 'recovery_code' | 'passphrase';
+  secret_input: string;
+  secret: string;
+  secret_utf8: string;
+  blob: string;
+  reason?: string;
+  m_kib?: number;
+  t?: number;
+  p?: number;
+  salt?: string;
+  nonce?: string;
+  ak_seed?: string;
+  argon2id_key?: string;
+  ad?: string;
+  plaintext?: string;
+}
+
+/** Argon2id that records every key it derives, so a case can see whether (and what) it derived. */
+function recordingKdf(): { kdf: BackupKdf; keys: Uint8Array[] } {
+  const keys: Uint8Array[] = [];
+  const kdf: BackupKdf = async (...args) => {
+    const k = await argon2id(...args);
+    keys.push(k.slice());
+    return k;
+  };
+  return { kdf, keys };
+}
+
+/** Hands out the given bytes in order, as the writer asks for salt then nonce. */
+function scriptedRandom(...chunks: Uint8Array[]): (n: number) => Uint8Array {
+  return (n) => {
+    const next = chunks.shift();
+    if (!next || next.length !== n) throw new Error(`scripted random: asked for ${n} bytes out of script`);
+    return next.slice();
+  };
+}
+
+function codeOf(e: unknown): string {
+  return e instanceof ProtocolError ? e.code : String(e);
+}
+
+/** The error codes a reason allows: the bounds, framing, or the AEAD tag. */
+function expectedCodes(reason: string): string[] {
+  if (/(m_kib|\bt|\bp) *=.*[<>]/.test(reason)) return ['bad_backup_params'];
+  if (/magic|short/.test(reason)) return ['bad_backup'];
+  if (/tag/.test(reason)) return ['decrypt_failed'];
+  // "last byte cut": a shortened ciphertext is only caught by the tag.
+  return ['bad_backup', 'decrypt_failed'];
+}
+
+/** SPEC §9 normalisation of secret_input against the case's secret_kind, secret and secret_utf8. */
+function checkSecret(c: BackupCase): string | null {
+  const secret = normaliseSecret(c.secret_input);
+  if (secret.kind !== c.secret_kind) return `SPEC 9 reads secret_input as a ${secret.kind}, the vector says ${c.secret_kind}`;
+  if (!equalBytes(secret.bytes, fromHex(c.secret_utf8))) return 'normalised secret differs from secret_utf8';
+  if (!equalBytes(secret.bytes, utf8(c.secret))) return 'normalised secret differs from secret (vector inconsistent?)';
+  return null;
+}
+
+async function checkReject(c: BackupCase, blob: Uint8Array): Promise<string | null> {
+  const { kdf, keys } = recordingKdf();
+  try {
+    await openBackup(blob, c.secret_input, { kdf });
+    return 'reader accepted the blob';
+  } catch (e) {
+    const allowed = expectedCodes(c.reason ?? '');
+    if (!allowed.includes(codeOf(e))) return `refused with ${codeOf(e)}, expected ${allowed.join(' or ')}`;
+    if (allowed[0] === 'bad_backup_params' && keys.length > 0) return 'Argon2id ran before the bounds check';
+    return null;
+  }
+}
+
+async function checkOk(c: BackupCase, blob: Uint8Array): Promise<string | null> {
+  // Writer: the same salt and nonce give the same blob.
+  const writer = recordingKdf();
+  const sealed = await sealBackup({
+    akSeed: fromHex(c.ak_seed!),
+    secret: c.secret_input,
+    params: { mKib: c.m_kib!, t: c.t!, p: c.p! },
+    random: scriptedRandom(fromHex(c.salt!), fromHex(c.nonce!)),
+    kdf: writer.kdf,
+  });
+  if (!equalBytes(writer.keys[0] ?? new Uint8Array(0), fromHex(c.argon2id_key!))) return 'writer derived another Argon2id key';
+  if (!equalBytes(sealed.subarray(0, BACKUP_HEADER_BYTES), fromHex(c.ad!))) return 'writer header (ad) differs';
+  if (!equalBytes(sealed, blob)) return 'writer did not reproduce blob';
+  // Reader.
+  const reader = recordingKdf();
+  const seed = await openBackup(blob, c.secret_input, { kdf: reader.kdf });
+  if (!equalBytes(seed, fromHex(c.ak_seed!))) return 'reader got another ak_seed';
+  if (reader.keys.length !== 1 || !equalBytes(reader.keys[0]!, fromHex(c.argon2id_key!))) return 'reader derived another Argon2id key';
+  return null;
+}
+
+/** Runs every check of a case (a normalisation mismatch does not hide the reader's result). */
+async function runCase(c: BackupCase): Promise<CaseResult> {
+  const blob = fromHex(c.blob);
+  const problems = [checkSecret(c), await (c.expect === 'reject' ? checkReject(c, blob) : checkOk(c, blob))].filter((p) => p !== null);
+  return problems.length === 0 ? { name: c.name, ok: true } : { name: c.name, ok: false, detail: problems.join('; ') };
+}
+
+export const run: TopicRunner = async (file) => {
+  const out: CaseResult[] = [];
+  for (const c of file.cases as unknown as BackupCase[]) {
+    try {
+      out.push(await runCase(c));
+    } catch (e) {
+      out.push({ name: c.name, ok: false, detail: `threw ${codeOf(e)}` });
+    }
+  }
+  return out;
+};
