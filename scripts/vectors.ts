@@ -38,6 +38,7 @@ async function main(): Promise<number> {
     failed += bad.length;
     console.log(`${f}: ${results.length - bad.length}/${results.length} cases passed`);
     for (const r of bad) console.log(`  FAIL ${r.name}: ${r.detail ?? ''}`);
+    for (const r of results.filter((x) => x.ok && x.note)) console.log(`  NOTE ${r.name}: spec/vector disagreement: ${r.note}`);
     if (verbose) for (const r of results.filter((x) => x.ok)) console.log(`  ok ${r.name}`);
   }
   console.log(`${passed} passed, ${failed} failed`);

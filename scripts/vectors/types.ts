@@ -11,6 +11,8 @@ export interface CaseResult {
   ok: boolean;
   /** Why a case failed; never key material. */
   detail?: string;
+  /** A disagreement between SPEC.md and the vector that does not change what the case tests: reported, not hidden. */
+  note?: string;
 }
 
 export type TopicRunner = (file: VectorFile) => Promise<CaseResult[]>;
