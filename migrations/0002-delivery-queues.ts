@@ -33,7 +33,7 @@ const STATEMENTS = [
     -- SHA-256 over the recipient and every copy: a retry must carry the same
     content_hash   bytea  NOT NULL CHECK (octet_length(content_hash) = 32),
     -- the 200 answer, returned again to a retry
-    answer         jsonb  NOT NULL,
+    answer         text   NOT NULL,
     -- ms since the epoch; the entry lives as long as the envelopes could
     expires_at     bigint NOT NULL,
     PRIMARY KEY (sender_account, sender_device, message_id)

@@ -14,6 +14,11 @@ import { StreamServer } from './stream-socket.js';
 import { LocalWakeBus, PgWakeBus, type WakeBus } from './wake-bus.js';
 import { runGc, type GcReport } from './gc.js';
 
+export interface AckService extends AckCommitter {
+  /** Like ack, answering how many of the ids were still queued. */
+  count(device: DeviceRef, ids: readonly string[]): Promise<number>;
+}
+
 export interface DeliveryDeps {
   readonly db: SqlDatabase;
   readonly directory: DeviceDirectory;
@@ -30,7 +35,7 @@ export interface DeliveryDeps {
 export interface Delivery {
   readonly repo: QueueRepository;
   readonly sends: SendService;
-  readonly acks: AckCommitter;
+  readonly acks: AckService;
   readonly hub: StreamHub;
   readonly stream: StreamServer;
   readonly limits: DeliveryLimits;
@@ -70,7 +75,7 @@ export function createDelivery(deps: DeliveryDeps): Delivery {
     },
     { maxBatch: MAX_ACKS_PER_BATCH, maxPending: 100_000 },
   );
-  const acks: AckCommitter & { count(device: DeviceRef, ids: readonly string[]): Promise<number> } = {
+  const acks: AckService = {
     async ack(device, ids) {
       await ackBatcher.submit({ device, ids });
       return new Set(ids);

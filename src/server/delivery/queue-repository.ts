@@ -98,7 +98,7 @@ export class QueueRepository {
     if (keys.length === 0) return [];
     const rows = await tx.query<{ sender_device: string; message_id: string; content_hash: string; answer: string }>(
       `SELECT s.sender_account::text || '/' || s.sender_device AS sender_device, s.message_id::text AS message_id,
-              encode(s.content_hash, 'hex') AS content_hash, s.answer::text AS answer
+              encode(s.content_hash, 'hex') AS content_hash, s.answer
          FROM delivery_sends s
          JOIN unnest($1::uuid[], $2::bigint[], $3::uuid[]) AS k(acc, dev, mid)
            ON s.sender_account = k.acc AND s.sender_device = k.dev AND s.message_id = k.mid
@@ -151,7 +151,7 @@ export class QueueRepository {
     if (sends.length === 0) return won;
     const rows = await tx.query<{ sender_device: string; message_id: string }>(
       `INSERT INTO delivery_sends (sender_account, sender_device, message_id, content_hash, answer, expires_at)
-       SELECT acc, dev, mid, decode(h, 'hex'), a::jsonb, x
+       SELECT acc, dev, mid, decode(h, 'hex'), a, x
          FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::bigint[]) AS n(acc, dev, mid, h, a, x)
        ON CONFLICT (sender_account, sender_device, message_id) DO UPDATE
          SET content_hash = EXCLUDED.content_hash, answer = EXCLUDED.answer, expires_at = EXCLUDED.expires_at

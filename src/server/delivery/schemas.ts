@@ -3,6 +3,7 @@
  * and the OpenAPI document is generated from them (routes/messages.ts registers them).
  */
 import { z } from 'zod';
+import { MAX_IDS_PER_ACK } from './limits.js';
 
 /** RFC 9562 UUIDv7, lowercase or uppercase hex; stored and answered in lowercase. */
 export const MessageId = z
@@ -73,12 +74,12 @@ export const EnvelopeList = z.object({
   more: z.boolean().describe('true when the queue holds envelopes past this page'),
 });
 
-export const AckRequest = z.object({ ids: z.array(ServerId).min(1) });
+export const AckRequest = z.object({ ids: z.array(ServerId).min(1).max(MAX_IDS_PER_ACK) });
 export const AckAnswer = z.object({ acked: z.number().int().describe('envelopes removed from the queue') });
 
 /** Stream frames, client to server. */
 export const ClientFrame = z.discriminatedUnion('op', [
-  z.object({ op: z.literal('ack'), ids: z.array(ServerId).min(1) }),
+  z.object({ op: z.literal('ack'), ids: z.array(ServerId).min(1).max(MAX_IDS_PER_ACK) }),
   SendRequest.extend({ op: z.literal('send'), rid: z.string().min(1).max(64) }),
 ]);
 export type ClientFrame = z.infer<typeof ClientFrame>;

@@ -1,0 +1,76 @@
+/**
+ * REST side of the delivery model: send (the stream carries the same send), and the fallback
+ * that lists and acks a device's queue. HTTP only: parse, validate, call the delivery services.
+ */
+import express, { type Request, type Response, type Router } from 'express';
+import type { Delivery } from '../delivery/index.js';
+import type { Sender } from '../delivery/send-service.js';
+import { AckRequest, SendRequest } from '../delivery/schemas.js';
+import { errorBody, sendFailure, sendOutcome, type HttpOutcome } from '../delivery/outcome.js';
+import { FETCH_PAGE, MAX_IDS_PER_ACK, maxFrameBytes } from '../delivery/limits.js';
+
+export interface MessagesRouterDeps {
+  readonly delivery: Delivery;
+  /** A raw device token to its device, or null (Server I's auth). */
+  readonly authenticate: (token: string) => Promise<Sender | null>;
+  readonly log?: (msg: string, err?: unknown) => void;
+}
+
+function answer(res: Response, o: HttpOutcome): void {
+  if (o.status === 429) res.setHeader('Retry-After', '1');
+  res.status(o.status).json(o.body);
+}
+
+export function messagesRouter(deps: MessagesRouterDeps): Router {
+  const { delivery } = deps;
+  const router = express.Router();
+  // A send holds up to maxCopies bodies: its own parser and bound (413 past it).
+  const json = express.json({ limit: maxFrameBytes(delivery.limits) });
+
+  const who = async (req: Request, res: Response): Promise<Sender | null> => {
+    const h = req.headers.authorization;
+    const token = h?.startsWith('Bearer ') ? h.slice(7).trim() : '';
+    const sender = token ? await deps.authenticate(token) : null;
+    if (!sender) {
+      res.status(401).json({ error: { code: 'unauthorized', message: 'a valid device token is required' } });
+      return null;
+    }
+    return sender;
+  };
+
+  router.post('/v1/messages', json, async (req, res) => {
+    const sender = await who(req, res);
+    if (!sender) return;
+    const parsed = SendRequest.safeParse(req.body);
+    if (!parsed.success) return answer(res, errorBody('invalid_request', parsed.error.issues[0]?.message ?? 'bad send'));
+    try {
+      answer(res, sendOutcome(await delivery.sends.send(sender, parsed.data)));
+    } catch (err) {
+      const o = sendFailure(err);
+      if (o.status >= 500) deps.log?.('send failed', err);
+      answer(res, o);
+    }
+  });
+
+  router.get('/v1/messages', async (req, res) => {
+    const sender = await who(req, res);
+    if (!sender) return;
+    const raw = typeof req.query.limit === 'string' ? Number(req.query.limit) : FETCH_PAGE;
+    const limit = Number.isInteger(raw) && raw >= 1 ? Math.min(raw, FETCH_PAGE) : FETCH_PAGE;
+    const rows = await delivery.repo.fetch(sender.deviceRef, [], limit + 1);
+    res.json({ envelopes: rows.slice(0, limit), more: rows.length > limit });
+  });
+
+  router.post('/v1/messages/ack', json, async (req, res) => {
+    const sender = await who(req, res);
+    if (!sender) return;
+    const parsed = AckRequest.safeParse(req.body);
+    if (!parsed.success) return answer(res, errorBody('invalid_request', parsed.error.issues[0]?.message ?? 'bad ack'));
+    if (parsed.data.ids.length > MAX_IDS_PER_ACK)
+      return answer(res, errorBody('payload_too_large', `at most ${MAX_IDS_PER_ACK} ids per ack`));
+    const acked = await delivery.acks.count(sender.deviceRef, parsed.data.ids);
+    res.json({ acked });
+  });
+
+  return router;
+}
