@@ -1,0 +1,82 @@
+/**
+ * Putting the parts together: dependencies from the configuration, the app, the HTTP listener
+ * and the prekey GC job. main.ts runs it for `npm start`; tests run it on port 0.
+ */
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { pino, type Logger } from 'pino';
+import { defaultCrypto, systemRandom } from '../protocol/primitives.js';
+import { buildApp, type App, type AppDeps, type AppExtensions } from './app.js';
+import type { Config } from './config.js';
+import { openDatabase, type Database } from './db.js';
+import { createMetrics } from './metrics.js';
+import { createRateLimiters } from './rate-limit.js';
+import { DeviceRemovalHooks } from './services/hooks.js';
+import { argon2idHasher } from './services/passwords.js';
+import { schedulePrekeyGc } from './services/prekey-gc.js';
+
+export function createLogger(level: Config['logLevel']): Logger {
+  // Never a body, a token or a key: only the fields the code logs explicitly.
+  return pino({ level, redact: ['req.headers.authorization', 'token', 'password'] });
+}
+
+/** The dependencies of the app from the configuration; `overrides` fix the clock and the like in tests. */
+export function createAppDeps(config: Config, db: Database, log: Logger, overrides: Partial<AppDeps> = {}): AppDeps {
+  const clock = overrides.clock ?? (() => new Date());
+  return {
+    db,
+    log,
+    clock,
+    crypto: defaultCrypto(),
+    random: systemRandom,
+    passwords: argon2idHasher(config.argon2),
+    limits: config.limits,
+    deviceRemoval: new DeviceRemovalHooks(),
+    rate: createRateLimiters(config.rateLimits, () => clock().getTime()),
+    metrics: createMetrics({ processMetrics: false }),
+    http: { maxBodyBytes: config.limits.maxBodyBytes, trustProxy: config.trustProxy },
+    ...overrides,
+  };
+}
+
+export interface RunningServer {
+  readonly url: string;
+  readonly port: number;
+  readonly app: App;
+  readonly deps: AppDeps;
+  /** Stops listening, lets open requests finish (up to `graceMs`), stops the GC job. Leaves the database open. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export async function startServer(opts: { config: Config; deps: AppDeps; extensions?: AppExtensions; gc?: boolean }): Promise<RunningServer> {
+  const { config, deps } = opts;
+  const app = buildApp(deps, opts.extensions);
+  const server: Server = await new Promise((resolve, reject) => {
+    const s = app.express.listen(config.port, config.host, (err?: Error) => (err ? reject(err) : resolve(s)));
+  });
+  const stopGc = opts.gc === false ? () => undefined : schedulePrekeyGc(deps, config.prekeyGcIntervalSeconds * 1000);
+  const port = (server.address() as AddressInfo).port;
+  const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    port,
+    app,
+    deps,
+    async close(graceMs = 10_000) {
+      stopGc();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+      await closed;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Opens the configured database and applies migrations. */
+export async function openConfiguredDatabase(config: Config, log: Logger): Promise<Database> {
+  const db = await openDatabase(config.database);
+  const applied = await db.migrate();
+  log.info({ database: db.kind, applied }, 'database ready');
+  return db;
+}
