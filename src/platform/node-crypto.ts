@@ -90,6 +90,34 @@ function privateKey(mode: PrivateKeyImport, crv: Curve, raw: Uint8Array): KeyObj
   return privateKeyFromPkcs8(crv, raw);
 }
 
+/**
+ * Imported private keys, keyed by the caller's array object, so the same key used again (EK in
+ * four DHs, a ratchet key for its public half and then its DH, IK signing two prekeys) is imported
+ * once: an import costs OpenSSL a scalar multiplication (it computes the public half), which is as
+ * much as the DH itself. An entry checks the array still holds the bytes it was made from (a
+ * wiped or reused array is imported afresh) and lives no longer than the caller's array does; the
+ * map is weak, so it is bounded by the arrays the caller keeps alive.
+ */
+interface CachedKey {
+  readonly crv: Curve;
+  readonly bytes: Uint8Array;
+  readonly key: KeyObject;
+}
+
+function sameKeyBytes(a: Uint8Array, b: Uint8Array): boolean {
+  let d = a.length ^ b.length;
+  for (let i = 0; i < a.length && i < b.length; i++) d |= a[i]! ^ b[i]!;
+  return d === 0;
+}
+
+function cachedPrivateKey(cache: WeakMap<Uint8Array, CachedKey>, mode: PrivateKeyImport, crv: Curve, raw: Uint8Array): KeyObject {
+  const hit = cache.get(raw);
+  if (hit && hit.crv === crv && sameKeyBytes(hit.bytes, raw)) return hit.key;
+  const key = privateKey(mode, crv, raw);
+  cache.set(raw, { crv, bytes: raw.slice(), key });
+  return key;
+}
+
 function publicKey(crv: Curve, raw: Uint8Array): KeyObject {
   return createPublicKey({ key: { kty: 'OKP', crv, x: base64url(raw) }, format: 'jwk' });
 }
@@ -114,7 +142,8 @@ function plain(b: Uint8Array | ArrayBuffer): Uint8Array {
 
 /** A provider on node:crypto; `privateImport` exists so tests can run the PKCS#8 fallback too. */
 export function makeNodeCryptoProvider(privateImport: PrivateKeyImport = 'auto'): CryptoProvider {
-  const importPrivate = (crv: Curve, raw: Uint8Array): KeyObject => privateKey(privateImport, crv, raw);
+  const cache = new WeakMap<Uint8Array, CachedKey>();
+  const importPrivate = (crv: Curve, raw: Uint8Array): KeyObject => cachedPrivateKey(cache, privateImport, crv, raw);
   return {
     name: privateImport === 'auto' ? 'node' : 'node-pkcs8',
 

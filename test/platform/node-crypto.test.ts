@@ -156,6 +156,21 @@ describe('nodeCryptoProvider input checks', () => {
     expect(hex(key) + hex(data)).toBe(before);
   });
 
+  it('reuses an imported key only while the same array still holds the same bytes', async () => {
+    await fc.assert(fc.asyncProperty(key32, key32, fc.nat(), async (k, pub, at) => {
+      const priv = k.slice();
+      expect(await nodeCryptoProvider.x25519Public(priv)).toEqual(await nobleProvider.x25519Public(k));
+      expect(await nodeCryptoProvider.x25519(priv, pub)).toEqual(await nobleProvider.x25519(k, pub));
+      // The same array as an Ed25519 seed: another curve, another key.
+      expect(await nodeCryptoProvider.ed25519Public(priv)).toEqual(await nobleProvider.ed25519Public(k));
+      priv[at % 32]! ^= 1 << (at % 8);
+      expect(await nodeCryptoProvider.x25519Public(priv)).toEqual(await nobleProvider.x25519Public(priv));
+      expect(await nodeCryptoProvider.ed25519Sign(priv, pub)).toEqual(await nobleProvider.ed25519Sign(priv, pub));
+      priv.fill(0);
+      expect(await nodeCryptoProvider.x25519Public(priv)).toEqual(await nobleProvider.x25519Public(new Uint8Array(32)));
+    }), { numRuns: 30 });
+  });
+
   it('imports private keys through the fast JWK path on this Node', () => {
     expect(nodeCryptoProvider.name).toBe('node');
     expect(probeJwkPrivateImport()).toBe(true);
