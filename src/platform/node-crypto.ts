@@ -114,7 +114,7 @@ function cachedPrivateKey(cache: WeakMap<Uint8Array, CachedKey>, mode: PrivateKe
   const hit = cache.get(raw);
   if (hit && hit.crv === crv && sameKeyBytes(hit.bytes, raw)) return hit.key;
   const key = privateKey(mode, crv, raw);
-  cache.set(raw, { crv, bytes: raw.slice(), key });
+  cache.set(raw, { crv, bytes: new Uint8Array(raw), key }); // a copy even when `raw` is a Buffer
   return key;
 }
 

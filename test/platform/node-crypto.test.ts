@@ -168,6 +168,11 @@ describe('nodeCryptoProvider input checks', () => {
       expect(await nodeCryptoProvider.ed25519Sign(priv, pub)).toEqual(await nobleProvider.ed25519Sign(priv, pub));
       priv.fill(0);
       expect(await nodeCryptoProvider.x25519Public(priv)).toEqual(await nobleProvider.x25519Public(new Uint8Array(32)));
+      // A Buffer's slice() is a view; the cache must still notice the change.
+      const buf = Buffer.from(k);
+      expect(await nodeCryptoProvider.x25519Public(buf)).toEqual(await nobleProvider.x25519Public(k));
+      buf[0]! ^= 0x40;
+      expect(await nodeCryptoProvider.x25519Public(buf)).toEqual(await nobleProvider.x25519Public(Uint8Array.from(buf)));
     }), { numRuns: 30 });
   });
 
