@@ -7,7 +7,7 @@
  * limits, metrics and the error format.
  */
 import express, { type ErrorRequestHandler, type Express, type RequestHandler, type Router } from 'express';
-import { ApiError, errorBody } from './errors.js';
+import { ApiError, errorBody, loggableError } from './errors.js';
 import type { Metrics } from './metrics.js';
 import { buildOpenApiDocument, type OpenApiDocument } from './openapi.js';
 import { accountRoutes } from './routes/accounts.js';
@@ -99,7 +99,7 @@ function errorHandler(deps: AppDeps): ErrorRequestHandler {
   return (err: unknown, req, res, next) => {
     let e = err instanceof ApiError ? err : bodyParserError(err);
     if (!e) {
-      deps.log.error({ err, method: req.method, route: res.locals.route }, 'unhandled error');
+      deps.log.error({ err: loggableError(err), method: req.method, route: res.locals.route }, 'unhandled error');
       e = new ApiError('internal', 'internal error');
     }
     if (res.headersSent) return next(err);

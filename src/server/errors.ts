@@ -53,3 +53,17 @@ export interface ErrorBody {
 export function errorBody(e: ApiError): ErrorBody {
   return { error: { code: e.code, message: e.message } };
 }
+
+/**
+ * What may be logged of an unexpected error. A database error's parameters and detail can hold
+ * keys, token hashes or user input, so only its SQLSTATE, constraint and SQL text are kept.
+ */
+export function loggableError(err: unknown): Record<string, unknown> {
+  if (!(err instanceof Error)) return { type: typeof err };
+  const driver = (err as { driverError?: unknown }).driverError;
+  if (driver && typeof driver === 'object') {
+    const d = driver as { code?: unknown; constraint?: unknown; table?: unknown };
+    return { name: err.name, sqlstate: d.code, constraint: d.constraint, table: d.table, query: (err as { query?: unknown }).query };
+  }
+  return { name: err.name, message: err.message, stack: err.stack };
+}

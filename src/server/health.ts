@@ -1,7 +1,7 @@
 /** /live (the process answers), /ready (the database answers), /metrics (Prometheus). */
 import type { Router } from 'express';
 import type { AppDeps } from './app.js';
-import { errorBody, ApiError } from './errors.js';
+import { ApiError, errorBody, loggableError } from './errors.js';
 
 export function healthRoutes(router: Router, deps: AppDeps): void {
   router.get('/live', (_req, res) => {
@@ -14,7 +14,7 @@ export function healthRoutes(router: Router, deps: AppDeps): void {
       await deps.db.transaction((tx) => tx.query('SELECT 1'));
       res.json({ status: 'ok' });
     } catch (err) {
-      deps.log.warn({ err }, 'readiness check failed');
+      deps.log.warn({ err: loggableError(err) }, 'readiness check failed');
       res.status(503).json(errorBody(new ApiError('unavailable', 'database unavailable')));
     }
   });

@@ -1,5 +1,6 @@
 /** `npm start`: configuration, database and migrations, HTTP; SIGTERM/SIGINT stop it gracefully. */
 import { ConfigError, loadConfig, type Config } from './config.js';
+import { loggableError } from './errors.js';
 import { createAppDeps, createLogger, openConfiguredDatabase, startServer } from './server.js';
 import { createMetrics } from './metrics.js';
 
@@ -30,7 +31,7 @@ async function stop(signal: string): Promise<void> {
     await db.close();
     process.exit(0);
   } catch (err) {
-    log.error({ err }, 'unclean stop');
+    log.error({ err: loggableError(err) }, 'unclean stop');
     process.exit(1);
   }
 }

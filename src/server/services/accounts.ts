@@ -22,7 +22,7 @@ import {
 import type { AccountRow, BackupRow, DeviceRef, DeviceRow } from '../data/entities.js';
 import { deleteDevicePrekeys } from '../data/prekeys.js';
 import type { Tx } from '../db.js';
-import { ApiError } from '../errors.js';
+import { ApiError, loggableError } from '../errors.js';
 import type { AuthContext, ServiceDeps } from './deps.js';
 import { checkDeviceCert, checkNewDeviceKeys, NO_IDS, type NewDeviceInput } from './key-checks.js';
 import { storePrekeys } from './prekeys.js';
@@ -78,10 +78,6 @@ export async function addDevice(deps: ServiceDeps, input: { username: string; pa
     const locked = await findAccount(tx, input.username, { forUpdate: true });
     // The AK the certificate was checked under must still be the account's.
     if (!locked || !equalBytes(locked.akPub, account.akPub)) throw new ApiError('bad_credentials', 'wrong username or password');
-    const active = await listDevices(tx, locked.id);
-    if (active.length >= deps.limits.maxDevicesPerAccount) {
-      throw new ApiError('too_many_devices', `an account has at most ${deps.limits.maxDevicesPerAccount} devices; remove one first`);
-    }
     await addDeviceRows(tx, deps, locked, input.device, hash);
   });
   return { deviceId: input.device.deviceId, token };
@@ -91,6 +87,9 @@ export async function addDevice(deps: ServiceDeps, input: { username: string; pa
 async function addDeviceRows(tx: Tx, deps: ServiceDeps, account: AccountRow, device: NewDeviceInput, tokenHash: Uint8Array): Promise<void> {
   if (device.deviceId !== account.nextDeviceId) {
     throw new ApiError('device_id_mismatch', `device_id must be ${account.nextDeviceId}, this account's next device id`);
+  }
+  if ((await listDevices(tx, account.id)).length >= deps.limits.maxDevicesPerAccount) {
+    throw new ApiError('too_many_devices', `an account has at most ${deps.limits.maxDevicesPerAccount} devices; remove one first`);
   }
   const ref: DeviceRef = { accountId: account.id, deviceId: device.deviceId };
   await insertDevice(tx, { ...ref, ikPub: device.ikPub, deviceCert: device.deviceCert, tokenHash, ...maxColumns(NO_IDS), now: deps.clock() });
@@ -113,7 +112,7 @@ export async function removeDevice(deps: ServiceDeps, auth: AuthContext, deviceI
     await deleteDevicePrekeys(tx, ref);
     await deps.deviceRemoval.runInTransaction(tx, event);
   });
-  await deps.deviceRemoval.runAfterCommit(event, (err) => deps.log.error({ err, deviceId }, 'device removal hook failed'));
+  await deps.deviceRemoval.runAfterCommit(event, (err) => deps.log.error({ err: loggableError(err), deviceId }, 'device removal hook failed'));
 }
 
 /** The public record clients pin (AK) and check devices against (certificates). */

@@ -4,6 +4,7 @@
  */
 import { OLD_SPK_RETENTION_MS } from '../../protocol/limits.js';
 import { deleteReplacedBefore } from '../data/prekeys.js';
+import { loggableError } from '../errors.js';
 import type { ServiceDeps } from './deps.js';
 
 export async function deleteExpiredPrekeys(deps: Pick<ServiceDeps, 'db' | 'clock'>): Promise<{ spks: number; pqpks: number }> {
@@ -21,7 +22,7 @@ export function schedulePrekeyGc(deps: Pick<ServiceDeps, 'db' | 'clock' | 'log'>
       const n = await deleteExpiredPrekeys(deps);
       if (n.spks + n.pqpks > 0) deps.log.info({ deleted: n }, 'deleted replaced prekeys past retention');
     } catch (err) {
-      deps.log.error({ err }, 'prekey GC failed');
+      deps.log.error({ err: loggableError(err) }, 'prekey GC failed');
     } finally {
       running = false;
     }
