@@ -89,43 +89,56 @@ const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_
 const B64URL_INDEX = new Int16Array(128).fill(-1);
 for (let i = 0; i < B64URL.length; i++) B64URL_INDEX[B64URL.charCodeAt(i)] = i;
 
-/** base64url without padding (SPEC: binary values in JSON). */
+const B64URL_CODES = Uint8Array.from(B64URL, (c) => c.charCodeAt(0));
+const ascii = new TextDecoder('latin1');
+
+/** base64url without padding (SPEC: binary values in JSON). Writes ASCII codes, then decodes once. */
 export function toBase64url(b: Uint8Array): string {
-  let s = '';
+  const out = new Uint8Array(Math.ceil((b.length * 4) / 3));
+  let o = 0;
   let i = 0;
   for (; i + 2 < b.length; i += 3) {
     const n = (b[i]! << 16) | (b[i + 1]! << 8) | b[i + 2]!;
-    s += B64URL[n >> 18]! + B64URL[(n >> 12) & 63]! + B64URL[(n >> 6) & 63]! + B64URL[n & 63]!;
+    out[o++] = B64URL_CODES[n >> 18]!;
+    out[o++] = B64URL_CODES[(n >> 12) & 63]!;
+    out[o++] = B64URL_CODES[(n >> 6) & 63]!;
+    out[o++] = B64URL_CODES[n & 63]!;
   }
   const rest = b.length - i;
-  if (rest === 1) {
-    const n = b[i]! << 16;
-    s += B64URL[n >> 18]! + B64URL[(n >> 12) & 63]!;
-  } else if (rest === 2) {
-    const n = (b[i]! << 16) | (b[i + 1]! << 8);
-    s += B64URL[n >> 18]! + B64URL[(n >> 12) & 63]! + B64URL[(n >> 6) & 63]!;
+  if (rest > 0) {
+    const n = (b[i]! << 16) | (rest === 2 ? b[i + 1]! << 8 : 0);
+    out[o++] = B64URL_CODES[n >> 18]!;
+    out[o++] = B64URL_CODES[(n >> 12) & 63]!;
+    if (rest === 2) out[o++] = B64URL_CODES[(n >> 6) & 63]!;
   }
-  return s;
+  return ascii.decode(out);
 }
 
 /** Strict base64url without padding: rejects padding, other alphabets and non-zero trailing bits. */
 export function fromBase64url(s: string): Uint8Array {
   if (typeof s !== 'string' || s.length % 4 === 1) fail('bad_format', 'invalid base64url');
   const out = new Uint8Array(Math.floor((s.length * 3) / 4));
-  let o = 0;
-  let acc = 0;
-  let bits = 0;
-  for (let i = 0; i < s.length; i++) {
+  const at = (i: number): number => {
     const c = s.charCodeAt(i);
     const v = c < 128 ? B64URL_INDEX[c]! : -1;
     if (v < 0) fail('bad_format', 'invalid base64url');
-    acc = (acc << 6) | v;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[o++] = (acc >> bits) & 0xff;
-    }
+    return v;
+  };
+  let o = 0;
+  let i = 0;
+  for (; i + 3 < s.length; i += 4) {
+    const n = (at(i) << 18) | (at(i + 1) << 12) | (at(i + 2) << 6) | at(i + 3);
+    out[o++] = n >> 16;
+    out[o++] = (n >> 8) & 0xff;
+    out[o++] = n & 0xff;
   }
-  if ((acc & ((1 << bits) - 1)) !== 0) fail('bad_format', 'invalid base64url');
+  const rest = s.length - i;
+  if (rest >= 2) {
+    const n = (at(i) << 18) | (at(i + 1) << 12) | (rest === 3 ? at(i + 2) << 6 : 0);
+    // The bits past the last whole byte must be zero (one encoding per value).
+    if ((rest === 2 && n & 0xffff) || (rest === 3 && n & 0xff)) fail('bad_format', 'invalid base64url');
+    out[o++] = n >> 16;
+    if (rest === 3) out[o++] = (n >> 8) & 0xff;
+  }
   return out;
 }

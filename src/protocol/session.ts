@@ -3,6 +3,7 @@
  * record, over a store the application owns. Each operation loads what it needs, works on copies,
  * and writes once through `store.commit`; a rejected message commits nothing.
  */
+import { sha256 } from '@noble/hashes/sha2.js';
 import { equalBytes, toHex } from './bytes.js';
 import { ProtocolError, fail } from './errors.js';
 import { type InitiatorInfo, type LocalDevice, type PreKeyBundle, type ResponderPrekeys, initiate, respond, verifyBundle } from './handshake.js';
@@ -31,8 +32,10 @@ export interface SessionState {
   readonly id: string;
   readonly initiator: boolean;
   readonly ad: Uint8Array;
-  /** The handshake part of the prekey messages of this session (sent by the initiator, checked by the responder). */
-  readonly handshake: Uint8Array;
+  /** SHA-256 of the handshake part that made this session: a later prekey message must carry the same (SPEC §5). */
+  readonly handshakeDigest: Uint8Array;
+  /** Initiator only: the handshake part it prefixes to its prekey messages; dropped once confirmed. */
+  readonly prekeyPrefix: Uint8Array | null;
   /** Initiator only: a message of the peer has decrypted in this session, so it sends type 0x02. */
   readonly confirmed: boolean;
   readonly ratchet: RatchetState;
@@ -101,7 +104,15 @@ export async function startSession(ctx: ProtocolContext, store: ProtocolStore, s
     pqpkId: bundle.pqpkId,
     kemCt: hs.kemCt,
   });
-  const session: SessionState = { id: sessionId(self.ik.publicKey, hs.ekPub), initiator: true, ad: hs.ad, handshake, confirmed: false, ratchet };
+  const session: SessionState = {
+    id: sessionId(self.ik.publicKey, hs.ekPub),
+    initiator: true,
+    ad: hs.ad,
+    handshakeDigest: sha256(handshake),
+    prekeyPrefix: handshake,
+    confirmed: false,
+    ratchet,
+  };
   await store.commit({ peer, sessions: activate(sessions, session) });
   return session.id;
 }
@@ -123,10 +134,10 @@ export async function encryptMessage(
   const active = sessions[0];
   if (!active) fail('no_session', 'no session with this device');
   const { state, headerBytes, ciphertext } = await ratchetEncrypt(ctx.crypto, ctx.random, active.ratchet, pad(plaintext), active.ad);
-  const prekey = active.initiator && !active.confirmed;
+  const prekey = active.initiator && !active.confirmed && active.prekeyPrefix !== null;
   // The advanced chain is stored before the ciphertext leaves (SPEC §4).
   await store.commit({ peer, sessions: [{ ...active, ratchet: state }, ...sessions.slice(1)] });
-  return { type: prekey ? TYPE_PREKEY : TYPE_MESSAGE, wire: encodeMessage(prekey ? active.handshake : null, headerBytes, ciphertext), sessionId: active.id };
+  return { type: prekey ? TYPE_PREKEY : TYPE_MESSAGE, wire: encodeMessage(prekey ? active.prekeyPrefix : null, headerBytes, ciphertext), sessionId: active.id };
 }
 
 export interface DecryptedMessage {
@@ -142,7 +153,8 @@ export interface DecryptedMessage {
 async function decryptIn(ctx: ProtocolContext, s: SessionState, m: DecodedMessage): Promise<{ session: SessionState; plaintext: Uint8Array; path: ReceivePath }> {
   const r = await ratchetDecrypt(ctx.crypto, ctx.random, s.ratchet, m.header, m.headerBytes, m.ciphertext, s.ad, ctx.now());
   const plaintext = unpad(r.plaintext);
-  return { session: { ...s, ratchet: r.state, confirmed: s.confirmed || s.initiator }, plaintext, path: r.path };
+  const confirmed = s.confirmed || s.initiator;
+  return { session: { ...s, ratchet: r.state, confirmed, prekeyPrefix: confirmed ? null : s.prekeyPrefix }, plaintext, path: r.path };
 }
 
 /**
@@ -191,7 +203,7 @@ async function decryptPrekey(
   const id = sessionId(hs.ikPub, hs.ekPub);
   const existing = sessions.find((s) => s.id === id);
   if (existing) {
-    if (existing.initiator || !equalBytes(existing.handshake, m.handshakeBytes!)) fail('handshake_mismatch', 'prekey message differs from the one that created its session');
+    if (existing.initiator || !equalBytes(existing.handshakeDigest, sha256(m.handshakeBytes!))) fail('handshake_mismatch', 'prekey message differs from the one that created its session');
     const r = await decryptIn(ctx, existing, m);
     await store.commit({ peer: from, sessions: activate(sessions, r.session) });
     return { plaintext: r.plaintext, type: m.type, sessionId: id, path: r.path, newSession: false };
@@ -209,7 +221,8 @@ async function decryptPrekey(
     id,
     initiator: false,
     ad: secrets.ad,
-    handshake: m.handshakeBytes!,
+    handshakeDigest: sha256(m.handshakeBytes!),
+    prekeyPrefix: null,
     confirmed: false,
     ratchet: initResponder(secrets.sk, spk),
   };

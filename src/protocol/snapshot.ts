@@ -20,7 +20,8 @@ export interface SessionSnapshot {
   id: string;
   initiator: boolean;
   ad: string;
-  handshake: string;
+  handshakeDigest: string;
+  prekeyPrefix: string | null;
   confirmed: boolean;
   rk: string;
   dhs: { priv: string; pub: string };
@@ -41,7 +42,8 @@ export function sessionToSnapshot(s: SessionState): SessionSnapshot {
     id: s.id,
     initiator: s.initiator,
     ad: toBase64url(s.ad),
-    handshake: toBase64url(s.handshake),
+    handshakeDigest: toBase64url(s.handshakeDigest),
+    prekeyPrefix: s.prekeyPrefix ? toBase64url(s.prekeyPrefix) : null,
     confirmed: s.confirmed,
     rk: toBase64url(r.rootKey),
     dhs: { priv: toBase64url(r.dhs.privateKey), pub: toBase64url(r.dhs.publicKey) },
@@ -108,7 +110,8 @@ export function sessionFromSnapshot(value: unknown): SessionState {
     id: o.id,
     initiator: bool(o.initiator, 'initiator'),
     ad: bytes(o.ad, 'ad'),
-    handshake: bytes(o.handshake, 'handshake'),
+    handshakeDigest: bytes(o.handshakeDigest, 'handshakeDigest', 32),
+    prekeyPrefix: o.prekeyPrefix === null ? null : bytes(o.prekeyPrefix, 'prekeyPrefix'),
     confirmed: bool(o.confirmed, 'confirmed'),
     ratchet,
   };
