@@ -184,6 +184,11 @@ export class GChatClient {
     return toBase64url(seed) === this.core.identity.akSeed;
   }
 
+  /** Throws ApiRequestError 401 when this device's token no longer works (e.g. the device was removed). */
+  async checkCredentials(): Promise<void> {
+    await this.core.api.prekeyStatus(this.userId, this.deviceId);
+  }
+
   async removeDevice(deviceId: number): Promise<void> {
     await this.core.api.removeDevice(this.userId, deviceId);
   }
