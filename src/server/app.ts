@@ -50,7 +50,8 @@ export function buildApp(deps: AppDeps, ext: AppExtensions = {}): App {
   app.disable('x-powered-by');
   app.set('trust proxy', deps.http.trustProxy);
   app.use(observe(deps));
-  app.use(express.json({ limit: deps.http.maxBodyBytes, strict: true }));
+  // No compressed bodies: a small gzip can inflate far beyond the limit's intent.
+  app.use(express.json({ limit: deps.http.maxBodyBytes, strict: true, inflate: false }));
 
   const routes = [...v1Routes(deps), ...(ext.routes?.(deps) ?? [])];
   const openapi = buildOpenApiDocument(routes, { version: API_VERSION });
@@ -85,21 +86,27 @@ function observe(deps: AppDeps): RequestHandler {
   };
 }
 
-/** What body-parser throws: a 4xx with a `type`. */
-function bodyParserError(err: unknown): ApiError | null {
-  if (typeof err !== 'object' || err === null || !('type' in err) || typeof err.type !== 'string') return null;
-  const status = 'status' in err && typeof err.status === 'number' ? err.status : 500;
+/**
+ * Errors Express and body-parser raise for a bad request (they carry a 4xx `status`): a body too
+ * large, not JSON, in another charset or encoding, a path that does not decode. All are the
+ * client's; none is a 5xx.
+ */
+function requestError(err: unknown): ApiError | null {
+  if (typeof err !== 'object' || err === null) return null;
+  const e = err as { status?: unknown; statusCode?: unknown; type?: unknown };
+  const status = typeof e.status === 'number' ? e.status : typeof e.statusCode === 'number' ? e.statusCode : 500;
   if (status < 400 || status >= 500) return null;
-  if (err.type === 'entity.too.large') return new ApiError('payload_too_large', 'request body too large');
-  if (err.type === 'entity.parse.failed') return new ApiError('malformed_json', 'request body is not valid JSON (an object or array)');
-  return new ApiError('invalid_request', 'request body could not be read');
+  if (e.type === 'entity.too.large' || status === 413) return new ApiError('payload_too_large', 'request body too large');
+  if (e.type === 'entity.parse.failed') return new ApiError('malformed_json', 'request body is not valid JSON (an object or array)');
+  if (err instanceof URIError) return new ApiError('invalid_request', 'the path does not decode');
+  return new ApiError('invalid_request', 'request body could not be read (send uncompressed UTF-8 JSON)');
 }
 
 function errorHandler(deps: AppDeps): ErrorRequestHandler {
   return (err: unknown, req, res, next) => {
-    let e = err instanceof ApiError ? err : bodyParserError(err);
+    let e = err instanceof ApiError ? err : requestError(err);
     if (!e) {
-      deps.log.error({ err: loggableError(err), method: req.method, route: res.locals.route }, 'unhandled error');
+      deps.log.error({ error: loggableError(err), method: req.method, route: res.locals.route }, 'unhandled error');
       e = new ApiError('internal', 'internal error');
     }
     if (res.headersSent) return next(err);

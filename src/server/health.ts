@@ -14,7 +14,7 @@ export function healthRoutes(router: Router, deps: AppDeps): void {
       await deps.db.transaction((tx) => tx.query('SELECT 1'));
       res.json({ status: 'ok' });
     } catch (err) {
-      deps.log.warn({ err: loggableError(err) }, 'readiness check failed');
+      deps.log.warn({ error: loggableError(err) }, 'readiness check failed');
       res.status(503).json(errorBody(new ApiError('unavailable', 'database unavailable')));
     }
   });

@@ -31,7 +31,7 @@ async function stop(signal: string): Promise<void> {
     await db.close();
     process.exit(0);
   } catch (err) {
-    log.error({ err: loggableError(err) }, 'unclean stop');
+    log.error({ error: loggableError(err) }, 'unclean stop');
     process.exit(1);
   }
 }

@@ -112,7 +112,7 @@ export async function removeDevice(deps: ServiceDeps, auth: AuthContext, deviceI
     await deleteDevicePrekeys(tx, ref);
     await deps.deviceRemoval.runInTransaction(tx, event);
   });
-  await deps.deviceRemoval.runAfterCommit(event, (err) => deps.log.error({ err: loggableError(err), deviceId }, 'device removal hook failed'));
+  await deps.deviceRemoval.runAfterCommit(event, (err) => deps.log.error({ error: loggableError(err), deviceId }, 'device removal hook failed'));
 }
 
 /** The public record clients pin (AK) and check devices against (certificates). */

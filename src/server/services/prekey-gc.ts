@@ -22,7 +22,7 @@ export function schedulePrekeyGc(deps: Pick<ServiceDeps, 'db' | 'clock' | 'log'>
       const n = await deleteExpiredPrekeys(deps);
       if (n.spks + n.pqpks > 0) deps.log.info({ deleted: n }, 'deleted replaced prekeys past retention');
     } catch (err) {
-      deps.log.error({ err: loggableError(err) }, 'prekey GC failed');
+      deps.log.error({ error: loggableError(err) }, 'prekey GC failed');
     } finally {
       running = false;
     }
