@@ -44,6 +44,8 @@ export interface RunningServer {
   readonly port: number;
   readonly app: App;
   readonly deps: AppDeps;
+  /** The Node HTTP server (for WebSocket upgrades). */
+  readonly httpServer: Server;
   /** Stops listening, lets open requests finish (up to `graceMs`), stops the GC job. Leaves the database open. */
   close(graceMs?: number): Promise<void>;
 }
@@ -62,6 +64,7 @@ export async function startServer(opts: { config: Config; deps: AppDeps; extensi
     port,
     app,
     deps,
+    httpServer: server,
     async close(graceMs = 10_000) {
       stopGc();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
