@@ -1,0 +1,130 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GChatClient } from '../../src/client/client.js';
+import { keys, type StoredContact } from '../../src/client/state.js';
+import { PASSWORD, Observer, memoryOptions, registered, waitFor } from '../helpers/clients.js';
+import { ServerProcess } from '../helpers/server-process.js';
+
+let server: ServerProcess;
+let n = 0;
+const uniq = (name: string) => `${name}${++n}${Date.now() % 100000}`;
+
+beforeAll(async () => {
+  server = await ServerProcess.create({ prefix: 'gchat_client' });
+}, 90_000);
+afterAll(async () => {
+  await server?.close();
+});
+
+describe('client SDK against a real server', () => {
+  it('sends, receives once, and moves the status pending -> sent -> delivered -> read', async () => {
+    const alice = await registered(server.url, uniq('alice'));
+    const bob = await registered(server.url, uniq('bob'));
+    await alice.client.start();
+    await bob.client.start();
+    try {
+      const id = await alice.client.sendText(bob.client.userId, 'hello bob');
+      expect((await alice.client.message(bob.client.userId, id))?.status).toMatch(/pending|sent/);
+      await waitFor('bob receives', () => bob.seen.messages.length === 1);
+      expect(bob.seen.messages[0]).toMatchObject({ messageId: id, sender: alice.client.userId, body: 'hello bob', outgoing: false });
+      await waitFor('delivered', () => alice.seen.statuses.get(id) === 'delivered');
+      await bob.client.markRead(alice.client.userId, [id]);
+      await waitFor('read', () => alice.seen.statuses.get(id) === 'read');
+      expect((await alice.client.message(bob.client.userId, id))?.status).toBe('read');
+
+      // a reply goes the other way, on the same session
+      const reply = await bob.client.sendText(alice.client.userId, 'hi alice');
+      await waitFor('alice receives', () => alice.seen.messages.some((m) => m.messageId === reply));
+      expect(bob.seen.messages).toHaveLength(1);
+    } finally {
+      await alice.client.stop();
+      await bob.client.stop();
+    }
+  });
+
+  it('safety numbers are equal on both sides; verification is remembered', async () => {
+    const alice = await registered(server.url, uniq('alice'));
+    const bob = await registered(server.url, uniq('bob'));
+    await alice.client.lookup(bob.client.userId);
+    await bob.client.lookup(alice.client.userId);
+    const a = await alice.client.safetyNumber(bob.client.userId);
+    expect(a).toMatch(/^(\d{5} ){11}\d{5}$/);
+    expect(await bob.client.safetyNumber(alice.client.userId)).toBe(a);
+    await alice.client.markVerified(bob.client.userId);
+    expect((await alice.client.contact(bob.client.userId))?.verified).toBe(true);
+  });
+
+  it('adds a device from the key backup; both devices get every message, own copies filed by `to`', async () => {
+    const alice = await registered(server.url, uniq('alice'));
+    const bob = await registered(server.url, uniq('bob'));
+    const options = memoryOptions();
+    const alice2 = await GChatClient.addDevice(options, { serverUrl: server.url, username: alice.client.userId, password: PASSWORD, secret: alice.recoveryCode });
+    expect(alice2.deviceId).toBe(2);
+    expect(await alice.client.verifyBackup(alice.recoveryCode)).toBe(true);
+    const seen2 = new Observer(alice2);
+    for (const c of [alice.client, alice2, bob.client]) await c.start();
+    try {
+      const fromBob = await bob.client.sendText(alice.client.userId, 'to both of you');
+      await waitFor('both alice devices get it', () => alice.seen.messages.length === 1 && seen2.messages.length === 1);
+      expect(seen2.messages[0]?.messageId).toBe(fromBob);
+      const fromAlice = await alice.client.sendText(bob.client.userId, 'sent from device 1');
+      await waitFor('copy on device 2', () => seen2.messages.some((m) => m.messageId === fromAlice));
+      expect(seen2.messages.find((m) => m.messageId === fromAlice)).toMatchObject({ outgoing: true, conversation: bob.client.userId });
+      await waitFor('bob gets it', () => bob.seen.messages.some((m) => m.messageId === fromAlice));
+    } finally {
+      for (const c of [alice.client, alice2, bob.client]) await c.stop();
+    }
+  });
+
+  it('a removed device gets nothing more, and senders adapt without losing the message', async () => {
+    const alice = await registered(server.url, uniq('alice'));
+    const bob = await registered(server.url, uniq('bob'));
+    const bob2 = await GChatClient.addDevice(memoryOptions(), { serverUrl: server.url, username: bob.client.userId, password: PASSWORD, secret: bob.recoveryCode });
+    await alice.client.start();
+    await bob.client.start();
+    try {
+      await alice.client.sendText(bob.client.userId, 'first');
+      await waitFor('bob gets first', () => bob.seen.messages.length === 1);
+      await bob.client.removeDevice(bob2.deviceId);
+      await expect(bob2.checkCredentials()).rejects.toMatchObject({ status: 401 });
+      // alice still has a session with the removed device: the server's 409 makes her drop it
+      const id = await alice.client.sendText(bob.client.userId, 'second');
+      await waitFor('second delivered', () => alice.seen.statuses.get(id) === 'delivered');
+      expect((await alice.client.contact(bob.client.userId))?.devices?.map((d) => d.id)).toEqual([1]);
+    } finally {
+      await alice.client.stop();
+      await bob.client.stop();
+    }
+  });
+
+  it("blocks sending after a contact's key change until the user accepts it", async () => {
+    const alice = await registered(server.url, uniq('alice'));
+    const bob = await registered(server.url, uniq('bob'));
+    await alice.client.lookup(bob.client.userId);
+    // Alice's pin no longer matches what the server publishes for bob: a key change.
+    const store = alice.options.store;
+    const pinned = (await store.get(keys.contact(bob.client.userId))) as unknown as StoredContact;
+    await store.write([[keys.contact(bob.client.userId), { ...pinned, ak: 'A'.repeat(43), verified: true, devices: [] }]]);
+    await alice.client.start();
+    await bob.client.start();
+    try {
+      const id = await alice.client.sendText(bob.client.userId, 'after the change');
+      await waitFor('key change reported', () => alice.seen.keyChanges.includes(bob.client.userId));
+      await new Promise((r) => setTimeout(r, 500));
+      expect(bob.seen.messages).toHaveLength(0);
+      expect(alice.seen.statuses.get(id)).toBe('pending');
+      expect((await alice.client.contact(bob.client.userId))?.changedAk).not.toBeNull();
+      await alice.client.acceptKeyChange(bob.client.userId);
+      await waitFor('sent after acceptance', () => bob.seen.messages.some((m) => m.messageId === id));
+      expect((await alice.client.contact(bob.client.userId))?.verified).toBe(false);
+    } finally {
+      await alice.client.stop();
+      await bob.client.stop();
+    }
+  });
+
+  it('refuses a sign-up with a taken username, one clear error', async () => {
+    const name = uniq('carol');
+    await registered(server.url, name);
+    await expect(GChatClient.register(memoryOptions(), { serverUrl: server.url, username: name, password: PASSWORD })).rejects.toMatchObject({ status: 409, code: 'username_taken' });
+  });
+});

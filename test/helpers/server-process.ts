@@ -1,0 +1,146 @@
+/**
+ * A real GChat server as a child process (`tsx src/server/main.ts`) on a fixed free port, so it can
+ * be killed and restarted under clients that keep its URL. Database: a fresh PostgreSQL database
+ * when one is reachable, else an embedded PGlite directory.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+
+const root = join(import.meta.dirname, '../..');
+export const PG_ADMIN_URL = process.env.GCHAT_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A new PostgreSQL database, or null when none is reachable outside CI (loudly). */
+export async function freshPgDatabase(prefix: string): Promise<{ url: string; drop(): Promise<void> } | null> {
+  const admin = new pg.Client({ connectionString: PG_ADMIN_URL, connectionTimeoutMillis: 3000 });
+  try {
+    await admin.connect();
+  } catch (e) {
+    if (process.env.CI === 'true') throw e;
+    console.warn(`\n*** PostgreSQL at ${PG_ADMIN_URL} unreachable: this suite runs on embedded PGlite instead ***\n`);
+    return null;
+  }
+  const name = `${prefix}_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const u = new URL(PG_ADMIN_URL);
+  u.pathname = `/${name}`;
+  return {
+    url: u.toString(),
+    async drop() {
+      const a = new pg.Client({ connectionString: PG_ADMIN_URL });
+      await a.connect();
+      await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await a.end();
+    },
+  };
+}
+
+/** Generous limits: the tests drive many registrations and sends from one loopback address. */
+const TEST_ENV = {
+  GCHAT_RATE_REGISTER_IP: '10000/60',
+  GCHAT_RATE_LOGIN_IP: '10000/60',
+  GCHAT_RATE_LOGIN_ACCOUNT: '10000/60',
+  GCHAT_RATE_BUNDLES_IP: '100000/60',
+  GCHAT_RATE_BUNDLES_ACCOUNT: '100000/60',
+  GCHAT_RATE_LOOKUPS_IP: '100000/60',
+  GCHAT_ARGON2_MEMORY_KIB: '19456',
+  GCHAT_ARGON2_ITERATIONS: '2',
+  LOG_LEVEL: 'warn',
+};
+
+export class ServerProcess {
+  private child: ChildProcess | null = null;
+  private output = '';
+  readonly url: string;
+
+  private constructor(
+    readonly port: number,
+    private readonly env: Record<string, string>,
+    private readonly cleanup: () => Promise<void>,
+  ) {
+    this.url = `http://127.0.0.1:${port}`;
+  }
+
+  static async create(opts: { prefix: string; env?: Record<string, string> }): Promise<ServerProcess> {
+    const port = await freePort();
+    const db = await freshPgDatabase(opts.prefix);
+    const dataDir = db ? null : mkdtempSync(join(tmpdir(), 'gchat-srv-'));
+    const env: Record<string, string> = { ...TEST_ENV, ...(opts.env ?? {}), PORT: String(port), HOST: '127.0.0.1' };
+    if (db) env.DATABASE_URL = db.url;
+    else env.GCHAT_DATA_DIR = dataDir!;
+    const s = new ServerProcess(port, env, async () => {
+      await db?.drop();
+      if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    });
+    await s.start();
+    return s;
+  }
+
+  get database(): 'postgres' | 'pglite' {
+    return this.env.DATABASE_URL ? 'postgres' : 'pglite';
+  }
+
+  async start(): Promise<void> {
+    const child = spawn(join(root, 'node_modules/.bin/tsx'), [join(root, 'src/server/main.ts')], {
+      cwd: root,
+      env: { ...process.env, ...this.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    child.stdout!.on('data', (d: Buffer) => (this.output = (this.output + d.toString()).slice(-20_000)));
+    child.stderr!.on('data', (d: Buffer) => (this.output = (this.output + d.toString()).slice(-20_000)));
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) throw new Error(`server exited (${child.exitCode}):\n${this.output}`);
+      try {
+        const r = await fetch(`${this.url}/ready`);
+        if (r.status === 200) return;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    throw new Error(`server did not become ready:\n${this.output}`);
+  }
+
+  /** SIGKILL: no graceful shutdown, as in a crash. */
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const c = this.child;
+    if (!c || c.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      c.once('exit', () => resolve());
+      c.kill(signal);
+    });
+    this.child = null;
+  }
+
+  async restart(): Promise<void> {
+    await this.kill();
+    await this.start();
+  }
+
+  get log(): string {
+    return this.output;
+  }
+
+  async close(): Promise<void> {
+    await this.kill('SIGTERM');
+    await this.cleanup();
+  }
+}
