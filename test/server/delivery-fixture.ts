@@ -11,7 +11,7 @@ import { WebSocket } from 'ws';
 import { openDatabase, type Database } from '../../src/server/db.js';
 import { createDelivery, type Delivery } from '../../src/server/delivery/index.js';
 import { AppSqlDatabase, PgSqlDatabase } from '../../src/server/delivery/sql.js';
-import { SqlDeviceDirectory, authenticateByTokenHash } from '../../src/server/delivery/directory.js';
+import { authenticateByTokenHash } from '../../src/server/delivery/device-token.js';
 import type { DeliveryLimits } from '../../src/server/delivery/limits.js';
 import type { Envelope, SendRequest, ServerFrame } from '../../src/server/delivery/schemas.js';
 import { messagesRouter } from '../../src/server/routes/messages.js';
@@ -92,7 +92,7 @@ export async function seedAccounts(exec: Exec, spec: readonly { username: string
 }
 
 export async function addDevice(exec: Exec, accountId: string, device: number): Promise<SeededDevice> {
-  const token = randomBytes(24).toString('base64url');
+  const token = randomBytes(32).toString('base64url');
   const ik = randomBytes(32);
   await exec(
     `INSERT INTO devices (account_id, device_id, ik_pub, device_cert, token_hash)
@@ -124,12 +124,12 @@ export async function startServer(opts: {
   readonly db?: Database;
   readonly now?: () => number;
   readonly limits?: Partial<DeliveryLimits>;
+  readonly port?: number;
 }): Promise<TestServer> {
   const db = opts.db ?? (await openDatabase({ kind: 'postgres', url: opts.databaseUrl!, poolSize: 2 }));
   const sql = db.kind === 'postgres' ? new PgSqlDatabase(db.url!, 4) : new AppSqlDatabase(db);
   const delivery = createDelivery({
     db: sql,
-    directory: new SqlDeviceDirectory(),
     authenticate: (token) => authenticateByTokenHash(sql, token),
     databaseUrl: db.url,
     now: opts.now,
@@ -141,7 +141,7 @@ export async function startServer(opts: {
   app.use(messagesRouter({ delivery, authenticate: (t) => authenticateByTokenHash(sql, t) }));
   const server = http.createServer(app);
   delivery.attach(server);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => server.listen(opts.port ?? 0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
   return {
     port,

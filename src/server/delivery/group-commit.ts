@@ -17,6 +17,11 @@ export interface GroupCommitOptions {
   readonly maxBatch: number;
   /** Most items waiting (not yet in a running batch); past it submit() refuses. */
   readonly maxPending: number;
+  /**
+   * Batches running at once (default 1). With 2, the next batch's reads overlap the previous
+   * batch's write; runBatch must then order its own writes (SendService does).
+   */
+  readonly maxConcurrent?: number;
 }
 
 interface Pending<I, O> {
@@ -27,7 +32,8 @@ interface Pending<I, O> {
 
 export class GroupCommit<I, O> {
   private queue: Pending<I, O>[] = [];
-  private running = false;
+  private running = 0;
+  private scheduled = false;
   private idleWaiters: (() => void)[] = [];
 
   /**
@@ -47,33 +53,44 @@ export class GroupCommit<I, O> {
     if (this.queue.length >= this.opts.maxPending) return Promise.reject(new BacklogFullError(100));
     return new Promise<O>((resolve, reject) => {
       this.queue.push({ item, resolve, reject });
-      if (!this.running) void this.drain();
+      this.schedule();
     });
   }
 
   /** Resolves once nothing is queued or running (graceful shutdown). */
   idle(): Promise<void> {
-    if (!this.running && this.queue.length === 0) return Promise.resolve();
+    if (this.running === 0 && this.queue.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  private async drain(): Promise<void> {
-    this.running = true;
-    // Let the current tick's submissions join the first batch.
-    await new Promise<void>((r) => setImmediate(r));
-    while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.opts.maxBatch);
-      try {
-        const out = await this.runBatch(batch.map((p) => p.item));
-        if (out.length !== batch.length) throw new Error('group commit: one output per item expected');
-        batch.forEach((p, i) => p.resolve(out[i] as O));
-      } catch (err) {
-        for (const p of batch) p.reject(err);
-      }
+  private schedule(): void {
+    if (this.scheduled || this.running >= (this.opts.maxConcurrent ?? 1) || this.queue.length === 0) return;
+    this.scheduled = true;
+    // Let the current tick's submissions join the batch.
+    setImmediate(() => {
+      this.scheduled = false;
+      if (this.running >= (this.opts.maxConcurrent ?? 1) || this.queue.length === 0) return;
+      void this.runOne(this.queue.splice(0, this.opts.maxBatch));
+      this.schedule();
+    });
+  }
+
+  private async runOne(batch: Pending<I, O>[]): Promise<void> {
+    this.running++;
+    try {
+      const out = await this.runBatch(batch.map((p) => p.item));
+      if (out.length !== batch.length) throw new Error('group commit: one output per item expected');
+      batch.forEach((p, i) => p.resolve(out[i] as O));
+    } catch (err) {
+      for (const p of batch) p.reject(err);
     }
-    this.running = false;
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const w of waiters) w();
+    this.running--;
+    if (this.queue.length > 0) {
+      this.schedule();
+    } else if (this.running === 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
   }
 }

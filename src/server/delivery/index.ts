@@ -7,7 +7,7 @@ import type { Server } from 'node:http';
 import { GroupCommit } from './group-commit.js';
 import { DEFAULT_LIMITS, type DeliveryLimits, GC_INTERVAL_MS, MAX_ACKS_PER_BATCH, maxFrameBytes } from './limits.js';
 import { type DeviceRef, QueueRepository } from './queue-repository.js';
-import { type DeviceDirectory, type Sender, SendService } from './send-service.js';
+import { type Sender, SendService } from './send-service.js';
 import { type SqlDatabase, PgSqlDatabase } from './sql.js';
 import { StreamHub, type AckCommitter } from './stream-hub.js';
 import { StreamServer } from './stream-socket.js';
@@ -21,7 +21,6 @@ export interface AckService extends AckCommitter {
 
 export interface DeliveryDeps {
   readonly db: SqlDatabase;
-  readonly directory: DeviceDirectory;
   readonly authenticate: (token: string) => Promise<Sender | null>;
   /** For LISTEN/NOTIFY between instances; absent on embedded PGlite (one instance). */
   readonly databaseUrl?: string;
@@ -60,7 +59,6 @@ export function createDelivery(deps: DeliveryDeps): Delivery {
 
   const sends = new SendService({
     repo,
-    directory: deps.directory,
     wakeBus,
     limits,
     now,
@@ -135,7 +133,7 @@ export function createDelivery(deps: DeliveryDeps): Delivery {
   };
 }
 
-export type { Sender, DeviceDirectory, DeviceInfo } from './send-service.js';
+export type { Sender, DeviceInfo } from './send-service.js';
 export type { DeliveryLimits } from './limits.js';
 export { PgSqlDatabase, AppSqlDatabase } from './sql.js';
 export { asDeviceRef, type DeviceRef } from './queue-repository.js';

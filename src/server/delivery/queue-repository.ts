@@ -6,7 +6,8 @@
  * A device is named by the devices table's key (account_id uuid, device_id bigint), carried in
  * TypeScript as one opaque string `DeviceRef` = "<account uuid>/<device id>".
  */
-import type { SqlClient, SqlDatabase } from './sql.js';
+import type { SqlDatabase } from './sql.js';
+import { WAKE_CHANNEL } from './wake-bus.js';
 import type { Envelope } from './schemas.js';
 
 /** A device's key in the devices table, "<account uuid>/<device id>"; opaque outside SQL. */
@@ -33,6 +34,22 @@ export interface StoredSend {
   readonly answer: unknown;
 }
 
+export interface QueuedDevice {
+  readonly device: number;
+  readonly ref: DeviceRef;
+  /** The device's identity key (IK), base64url. */
+  readonly key: string;
+  /** Envelopes in its queue, counted up to the cap asked for. */
+  readonly queued: number;
+}
+
+export interface BatchSnapshot {
+  readonly sends: StoredSend[];
+  /** username -> current devices; unknown accounts are absent. */
+  readonly devices: Map<string, QueuedDevice[]>;
+  readonly ids: string[];
+}
+
 export interface NewSend {
   readonly senderDevice: DeviceRef;
   readonly messageId: string;
@@ -43,6 +60,8 @@ export interface NewSend {
 
 export interface NewEnvelope {
   readonly id: string;
+  /** The sending device (joins the envelope to its dedup entry). */
+  readonly senderRef: DeviceRef;
   readonly device: DeviceRef;
   readonly messageId: string;
   readonly sender: string;
@@ -89,104 +108,120 @@ function rowToEnvelope(r: EnvelopeRow): Envelope {
 export class QueueRepository {
   constructor(readonly db: SqlDatabase) {}
 
-  /** Dedup entries for these (sender device, message_id) keys that have not expired at `now`. */
-  async findSends(
-    tx: SqlClient,
-    keys: readonly { senderDevice: DeviceRef; messageId: string }[],
-    now: number,
-  ): Promise<StoredSend[]> {
-    if (keys.length === 0) return [];
-    const rows = await tx.query<{ sender_device: string; message_id: string; content_hash: string; answer: string }>(
-      `SELECT s.sender_account::text || '/' || s.sender_device AS sender_device, s.message_id::text AS message_id,
-              encode(s.content_hash, 'hex') AS content_hash, s.answer
-         FROM delivery_sends s
-         JOIN unnest($1::uuid[], $2::bigint[], $3::uuid[]) AS k(acc, dev, mid)
-           ON s.sender_account = k.acc AND s.sender_device = k.dev AND s.message_id = k.mid
-        WHERE s.expires_at > $4`,
-      [...split(keys.map((k) => k.senderDevice)), keys.map((k) => k.messageId), now],
+  /**
+   * Everything a batch of sends must know, in one statement (no transaction: each part is a
+   * plain read, and the write that follows settles races through the dedup key):
+   * - the dedup entries of these keys that have not expired at `now`;
+   * - the current devices of these accounts (Server I's tables; an account with no device has
+   *   one row with a null device), each with its queue length counted up to `cap`;
+   * - `idCount` fresh envelope ids, ascending.
+   */
+  async readBatch(q: {
+    readonly keys: readonly { senderDevice: DeviceRef; messageId: string }[];
+    readonly usernames: readonly string[];
+    readonly idCount: number;
+    readonly cap: number;
+    readonly now: number;
+  }): Promise<BatchSnapshot> {
+    const [acc, dev] = split(q.keys.map((k) => k.senderDevice));
+    const rows = await this.db.query<{ sends: unknown; devices: unknown; ids: unknown }>(
+      `SELECT
+         (SELECT coalesce(json_agg(json_build_array(s.sender_account::text || '/' || s.sender_device, s.message_id::text,
+                                                    encode(s.content_hash, 'hex'), s.answer)), '[]'::json)
+            FROM delivery_sends s
+            JOIN unnest($1::uuid[], $2::bigint[], $3::uuid[]) AS k(acc, dev, mid)
+              ON s.sender_account = k.acc AND s.sender_device = k.dev AND s.message_id = k.mid
+           WHERE s.expires_at > $4) AS sends,
+         (SELECT coalesce(json_agg(json_build_array(a.username, a.id::text, d.device_id::text, encode(d.ik_pub, 'hex'),
+                   (SELECT count(*) FROM (SELECT 1 FROM delivery_envelopes e
+                                           WHERE e.account_id = d.account_id AND e.device_id = d.device_id LIMIT $6) x))),
+                          '[]'::json)
+            FROM accounts a LEFT JOIN devices d ON d.account_id = a.id AND d.removed_at IS NULL
+           WHERE a.username = ANY($5::text[])) AS devices,
+         (SELECT coalesce(json_agg(nextval('delivery_envelope_id_seq')::text), '[]'::json)
+            FROM generate_series(1, $7::int)) AS ids`,
+      [acc, dev, q.keys.map((k) => k.messageId), q.now, q.usernames, q.cap, q.idCount],
     );
-    return rows.map((r) => ({
-      senderDevice: asDeviceRef(r.sender_device),
-      messageId: r.message_id,
-      contentHash: Buffer.from(r.content_hash, 'hex'),
-      answer: JSON.parse(r.answer) as unknown,
-    }));
+    const r = rows[0]!;
+    const json = <T>(v: unknown): T => (typeof v === 'string' ? JSON.parse(v) : v) as T;
+    const sends = json<[string, string, string, string][]>(r.sends).map(
+      ([senderDevice, messageId, hash, answer]): StoredSend => ({
+        senderDevice: asDeviceRef(senderDevice),
+        messageId,
+        contentHash: Buffer.from(hash, 'hex'),
+        answer: JSON.parse(answer) as unknown,
+      }),
+    );
+    const devices = new Map<string, QueuedDevice[]>();
+    for (const [username, accountId, deviceId, ik, queued] of json<[string, string, string | null, string | null, number | string][]>(r.devices)) {
+      let list = devices.get(username);
+      if (!list) devices.set(username, (list = []));
+      if (deviceId === null || ik === null) continue;
+      list.push({ device: Number(deviceId), ref: deviceRef(accountId, deviceId), key: Buffer.from(ik, 'hex').toString('base64url'), queued: Number(queued) });
+    }
+    const ids = json<string[]>(r.ids).sort((a, b) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0));
+    return { sends, devices, ids };
   }
 
   /**
-   * How many envelopes wait in each device's queue, counting at most `cap` (the query stops
-   * there, so a full queue costs at most `cap` index entries).
+   * Writes a batch in one statement (so it commits alone, as one WAL flush): the dedup entries
+   * (an existing entry wins unless it has expired), the envelopes of the sends whose entry was
+   * written, and the NOTIFY payloads. Answers the keys written: a key missing from the answer
+   * belongs to a concurrent send that committed first.
    */
-  async queueLengths(tx: SqlClient, devices: readonly DeviceRef[], cap: number): Promise<Map<DeviceRef, number>> {
-    const out = new Map<DeviceRef, number>();
-    if (devices.length === 0) return out;
-    const rows = await tx.query<{ dev: string; n: string | number }>(
-      `SELECT d.acc::text || '/' || d.dev AS dev,
-              (SELECT count(*) FROM (SELECT 1 FROM delivery_envelopes e
-                                      WHERE e.account_id = d.acc AND e.device_id = d.dev LIMIT $3) x) AS n
-         FROM unnest($1::uuid[], $2::bigint[]) AS d(acc, dev)`,
-      [...split(devices), cap],
-    );
-    for (const r of rows) out.set(asDeviceRef(r.dev), Number(r.n));
-    return out;
-  }
-
-  /** `n` fresh envelope ids, ascending. */
-  async allocateIds(tx: SqlClient, n: number): Promise<string[]> {
-    if (n === 0) return [];
-    const rows = await tx.query<{ id: string }>(
-      `SELECT nextval('delivery_envelope_id_seq')::text AS id FROM generate_series(1, $1::int) ORDER BY 1`,
-      [n],
-    );
-    // generate_series + nextval yields ascending values; sort numerically to be sure.
-    return rows.map((r) => r.id).sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : BigInt(a) > BigInt(b) ? 1 : 0));
-  }
-
-  /**
-   * Records dedup entries; an existing entry wins unless it has expired. Answers the keys that
-   * were written: a key missing from the answer belongs to a concurrent send that committed first.
-   */
-  async insertSends(tx: SqlClient, sends: readonly NewSend[], now: number): Promise<Set<string>> {
+  async writeBatch(sends: readonly NewSend[], envs: readonly NewEnvelope[], notify: readonly string[], now: number): Promise<Set<string>> {
     const won = new Set<string>();
     if (sends.length === 0) return won;
-    const rows = await tx.query<{ sender_device: string; message_id: string }>(
-      `INSERT INTO delivery_sends (sender_account, sender_device, message_id, content_hash, answer, expires_at)
-       SELECT acc, dev, mid, decode(h, 'hex'), a, x
-         FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::bigint[]) AS n(acc, dev, mid, h, a, x)
-       ON CONFLICT (sender_account, sender_device, message_id) DO UPDATE
-         SET content_hash = EXCLUDED.content_hash, answer = EXCLUDED.answer, expires_at = EXCLUDED.expires_at
-         WHERE delivery_sends.expires_at <= $7
-       RETURNING sender_account::text || '/' || sender_device AS sender_device, message_id::text AS message_id`,
+    const [sAcc, sDev] = split(sends.map((s) => s.senderDevice));
+    const [eAcc, eDev] = split(envs.map((e) => e.device));
+    const [eSAcc] = split(envs.map((e) => e.senderRef));
+    const rows = await this.db.query<{ won: unknown }>(
+      `WITH s AS (
+         INSERT INTO delivery_sends (sender_account, sender_device, message_id, content_hash, answer, expires_at)
+         SELECT acc, dev, mid, decode(h, 'hex'), a, x
+           FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::bigint[]) AS n(acc, dev, mid, h, a, x)
+         ON CONFLICT (sender_account, sender_device, message_id) DO UPDATE
+           SET content_hash = EXCLUDED.content_hash, answer = EXCLUDED.answer, expires_at = EXCLUDED.expires_at
+           WHERE delivery_sends.expires_at <= $7
+         RETURNING sender_account, sender_device, message_id
+       ), e AS (
+         INSERT INTO delivery_envelopes (id, account_id, device_id, message_id, sender, sender_device, type, body, server_ts)
+         SELECT x.id, x.acc, x.dev, x.mid, x.sender, x.sdev, x.type, x.body, x.ts
+           FROM unnest($8::bigint[], $9::uuid[], $10::bigint[], $11::uuid[], $12::text[], $13::bigint[], $14::smallint[],
+                       $15::text[], $16::bigint[], $17::uuid[]) AS x(id, acc, dev, mid, sender, sdev, type, body, ts, sacc)
+           JOIN s ON s.sender_account = x.sacc AND s.sender_device = x.sdev AND s.message_id = x.mid
+         RETURNING 1
+       ), n AS (
+         SELECT pg_notify($18, p) FROM unnest($19::text[]) AS p
+       )
+       SELECT (SELECT coalesce(json_agg(s.sender_account::text || '/' || s.sender_device || '|' || s.message_id::text), '[]'::json) FROM s) AS won,
+              (SELECT count(*) FROM e) AS queued,
+              (SELECT count(*) FROM n) AS notified`,
       [
-        ...split(sends.map((s) => s.senderDevice)),
+        sAcc,
+        sDev,
         sends.map((s) => s.messageId),
         sends.map((s) => s.contentHash.toString('hex')),
         sends.map((s) => JSON.stringify(s.answer)),
         sends.map((s) => s.expiresAt),
         now,
-      ],
-    );
-    for (const r of rows) won.add(sendKey(asDeviceRef(r.sender_device), r.message_id));
-    return won;
-  }
-
-  async insertEnvelopes(tx: SqlClient, envs: readonly NewEnvelope[]): Promise<void> {
-    if (envs.length === 0) return;
-    await tx.query(
-      `INSERT INTO delivery_envelopes (id, account_id, device_id, message_id, sender, sender_device, type, body, server_ts)
-       SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[], $6::bigint[], $7::smallint[],
-                            $8::text[], $9::bigint[])`,
-      [
         envs.map((e) => e.id),
-        ...split(envs.map((e) => e.device)),
+        eAcc,
+        eDev,
         envs.map((e) => e.messageId),
         envs.map((e) => e.sender),
         envs.map((e) => e.senderDevice),
         envs.map((e) => e.type),
         envs.map((e) => e.body),
         envs.map((e) => e.serverTs),
+        eSAcc,
+        WAKE_CHANNEL,
+        notify,
       ],
     );
+    const list = rows[0]?.won;
+    for (const k of (typeof list === 'string' ? JSON.parse(list) : list) as string[]) won.add(k);
+    return won;
   }
 
   /** A device's queue in id order, skipping ids the caller already holds. */

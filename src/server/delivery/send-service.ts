@@ -1,21 +1,14 @@
 /**
  * Accepting a send: check it against the current device lists, deduplicate it on
- * (sender device, message_id), and queue one envelope per copy, all in one transaction shared
- * with every other send that arrived meanwhile (group commit). Nothing here knows HTTP.
+ * (sender device, message_id), and queue one envelope per copy. Every send that arrived while
+ * the previous batch was being written joins the next batch (group commit): one read and one
+ * write statement per batch, however many sends it carries. Nothing here knows HTTP.
  */
 import { createHash } from 'node:crypto';
-import type { SqlClient } from './sql.js';
 import type { DeliveryLimits } from './limits.js';
 import { MAX_SENDS_PER_BATCH } from './limits.js';
 import { GroupCommit } from './group-commit.js';
-import {
-  type DeviceRef,
-  type NewEnvelope,
-  type NewSend,
-  type QueueRepository,
-  envelopeOf,
-  sendKey,
-} from './queue-repository.js';
+import { type DeviceRef, type NewEnvelope, type NewSend, type QueueRepository, envelopeOf, sendKey } from './queue-repository.js';
 import type { DeviceAddress, Envelope, SendAnswer, SendRequest } from './schemas.js';
 import type { WakeBus } from './wake-bus.js';
 
@@ -31,12 +24,6 @@ export interface DeviceInfo {
   readonly ref: DeviceRef;
   /** The device's identity key (IK), base64url. */
   readonly key: string;
-}
-
-/** Where the delivery model learns which devices an account has (Server I's tables). */
-export interface DeviceDirectory {
-  /** Current (not removed) devices of these accounts, read inside tx; unknown accounts are absent. */
-  devicesOf(tx: SqlClient, usernames: readonly string[]): Promise<Map<string, readonly DeviceInfo[]>>;
 }
 
 export type SendResult =
@@ -59,7 +46,6 @@ type Decision = SendResult | { readonly kind: 'retry' };
 
 export interface SendServiceDeps {
   readonly repo: QueueRepository;
-  readonly directory: DeviceDirectory;
   readonly wakeBus: WakeBus;
   readonly limits: DeliveryLimits;
   readonly now: () => number;
@@ -69,11 +55,15 @@ export interface SendServiceDeps {
 
 export class SendService {
   private readonly batcher: GroupCommit<Command, Decision>;
+  /** Settle when the previous batch's read, and its write (with the hand-off to the streams), are done. */
+  private lastRead: Promise<void> = Promise.resolve();
+  private lastWrite: Promise<void> = Promise.resolve();
 
   constructor(private readonly deps: SendServiceDeps) {
     this.batcher = new GroupCommit((cmds) => this.runBatch(cmds), {
       maxBatch: MAX_SENDS_PER_BATCH,
       maxPending: deps.limits.maxPendingSends,
+      maxConcurrent: 2,
     });
   }
 
@@ -116,8 +106,34 @@ export class SendService {
     return null;
   }
 
+  /**
+   * Two batches may run at once: the second reads while the first writes. Reads (which draw
+   * the envelope ids) and writes (with the hand-off of their envelopes to the streams) each
+   * happen in batch order, so one sender's messages keep their order and ids grow along each
+   * queue.
+   */
   private async runBatch(cmds: readonly Command[]): Promise<Decision[]> {
-    const { repo } = this.deps;
+    const prevRead = this.lastRead;
+    const prevWrite = this.lastWrite;
+    let readDone!: () => void;
+    let writeDone!: () => void;
+    this.lastRead = new Promise<void>((r) => (readDone = r));
+    this.lastWrite = new Promise<void>((r) => (writeDone = r));
+    try {
+      return await this.decideAndWrite(cmds, prevRead, readDone, prevWrite);
+    } finally {
+      readDone();
+      writeDone();
+    }
+  }
+
+  private async decideAndWrite(
+    cmds: readonly Command[],
+    prevRead: Promise<void>,
+    readDone: () => void,
+    prevWrite: Promise<void>,
+  ): Promise<Decision[]> {
+    const { repo, limits } = this.deps;
     const now = this.deps.now();
     const out: Decision[] = cmds.map(() => ({ kind: 'retry' }));
     // Two sends of one key in one batch: the later one waits for the next batch (and replays).
@@ -127,104 +143,92 @@ export class SendService {
       if (!firstOfKey.has(k)) firstOfKey.set(k, i);
     });
     const live = [...firstOfKey.values()];
+    const usernames = new Set<string>();
+    let copies = 0;
+    for (const i of live) {
+      usernames.add(cmds[i]!.req.recipient);
+      usernames.add(cmds[i]!.sender.username);
+      copies += cmds[i]!.req.copies.length;
+    }
 
-    const committed = await repo.db.transaction(async (tx) => {
-      const stored = await repo.findSends(
-        tx,
-        live.map((i) => ({ senderDevice: cmds[i]!.sender.deviceRef, messageId: cmds[i]!.req.message_id })),
-        now,
-      );
-      const storedByKey = new Map(stored.map((s) => [sendKey(s.senderDevice, s.messageId), s]));
-      const usernames = new Set<string>();
-      const fresh: number[] = [];
-      for (const i of live) {
-        const c = cmds[i]!;
-        const s = storedByKey.get(sendKey(c.sender.deviceRef, c.req.message_id));
-        if (s) {
-          out[i] = s.contentHash.equals(c.hash) ? { kind: 'accepted', answer: s.answer as SendAnswer, replay: true } : { kind: 'conflict' };
-        } else {
-          fresh.push(i);
-          usernames.add(c.req.recipient);
-          usernames.add(c.sender.username);
-        }
-      }
-      if (fresh.length === 0) return null;
-
-      const directory = await this.deps.directory.devicesOf(tx, [...usernames]);
-      // Targets of each send that matches the device lists.
-      const targets = new Map<number, DeviceRef[]>();
-      for (const i of fresh) {
-        const c = cmds[i]!;
-        const r = checkDevices(c.sender, c.req, directory);
-        if (r.kind === 'ok') targets.set(i, r.refs);
-        else out[i] = r;
-      }
-
-      const all = [...new Set([...targets.values()].flat())];
-      const cap = this.deps.limits.maxQueuePerDevice;
-      const lengths = await repo.queueLengths(tx, all, cap);
-      const adding = new Map<DeviceRef, number>();
-      for (const [i, refs] of targets) {
-        const c = cmds[i]!;
-        const full = refs
-          .map((ref, j) => ({ ref, j }))
-          .filter(({ ref }) => (lengths.get(ref) ?? 0) + (adding.get(ref) ?? 0) + 1 > cap);
-        if (full.length > 0) {
-          out[i] = { kind: 'queue_full', devices: full.map(({ j }) => addressOf(c.req.copies[j]!)) };
-          targets.delete(i);
-        } else {
-          for (const ref of refs) adding.set(ref, (adding.get(ref) ?? 0) + 1);
-        }
-      }
-      if (targets.size === 0) return null;
-
-      const order = [...targets.keys()];
-      const ids = await repo.allocateIds(tx, order.reduce((n, i) => n + cmds[i]!.req.copies.length, 0));
-      let next = 0;
-      const sends: NewSend[] = [];
-      const envsOf = new Map<number, NewEnvelope[]>();
-      for (const i of order) {
-        const c = cmds[i]!;
-        const refs = targets.get(i)!;
-        const envs = c.req.copies.map(
-          (copy, j): NewEnvelope => ({
-            id: ids[next++]!,
-            device: refs[j]!,
-            messageId: c.req.message_id,
-            sender: c.sender.username,
-            senderDevice: c.sender.device,
-            type: copy.type,
-            body: copy.body,
-            serverTs: now,
-          }),
-        );
-        envsOf.set(i, envs);
-        const answer: SendAnswer = {
-          message_id: c.req.message_id,
-          server_ts: now,
-          envelopes: c.req.copies.map((copy, j) => ({ user: copy.user, device: copy.device, id: envs[j]!.id })),
-        };
-        sends.push({ senderDevice: c.sender.deviceRef, messageId: c.req.message_id, contentHash: c.hash, answer, expiresAt: now + this.deps.limits.retentionMs });
-        out[i] = { kind: 'accepted', answer, replay: false };
-      }
-      const won = await repo.insertSends(tx, sends, now);
-      const queued: NewEnvelope[] = [];
-      for (const i of order) {
-        const c = cmds[i]!;
-        if (won.has(sendKey(c.sender.deviceRef, c.req.message_id))) queued.push(...envsOf.get(i)!);
-        else out[i] = { kind: 'retry' };
-      }
-      await repo.insertEnvelopes(tx, queued);
-      const byDevice = new Map<DeviceRef, Envelope[]>();
-      for (const e of queued) {
-        const list = byDevice.get(e.device);
-        if (list) list.push(envelopeOf(e));
-        else byDevice.set(e.device, [envelopeOf(e)]);
-      }
-      await this.deps.wakeBus.publish(tx, [...byDevice.keys()]);
-      return byDevice;
+    // 1. One read: dedup entries, device lists with queue lengths, envelope ids.
+    await prevRead;
+    const snap = await repo.readBatch({
+      keys: live.map((i) => ({ senderDevice: cmds[i]!.sender.deviceRef, messageId: cmds[i]!.req.message_id })),
+      usernames: [...usernames],
+      idCount: copies,
+      cap: limits.maxQueuePerDevice,
+      now,
     });
-    if (committed) this.deps.onCommitted(committed);
+    readDone();
+    const storedByKey = new Map(snap.sends.map((st) => [sendKey(st.senderDevice, st.messageId), st]));
+    const queued = new Map<DeviceRef, number>();
+    for (const list of snap.devices.values()) for (const d of list) queued.set(d.ref, d.queued);
+
+    // 2. Decide each send.
+    let nextId = 0;
+    const sends: NewSend[] = [];
+    const envs: NewEnvelope[] = [];
+    const accepted: number[] = [];
+    for (const i of live) {
+      const c = cmds[i]!;
+      const stored = storedByKey.get(sendKey(c.sender.deviceRef, c.req.message_id));
+      if (stored) {
+        out[i] = stored.contentHash.equals(c.hash) ? { kind: 'accepted', answer: stored.answer as SendAnswer, replay: true } : { kind: 'conflict' };
+        continue;
+      }
+      const check = checkDevices(c.sender, c.req, snap.devices);
+      if (check.kind !== 'ok') {
+        out[i] = check;
+        continue;
+      }
+      const full = check.refs.flatMap((ref, j) => ((queued.get(ref) ?? 0) + 1 > limits.maxQueuePerDevice ? [addressOf(c.req.copies[j]!)] : []));
+      if (full.length > 0) {
+        out[i] = { kind: 'queue_full', devices: full };
+        continue;
+      }
+      const mine = c.req.copies.map(
+        (copy, j): NewEnvelope => ({
+          id: snap.ids[nextId++]!,
+          senderRef: c.sender.deviceRef,
+          device: check.refs[j]!,
+          messageId: c.req.message_id,
+          sender: c.sender.username,
+          senderDevice: c.sender.device,
+          type: copy.type,
+          body: copy.body,
+          serverTs: now,
+        }),
+      );
+      for (const ref of check.refs) queued.set(ref, (queued.get(ref) ?? 0) + 1);
+      const answer: SendAnswer = {
+        message_id: c.req.message_id,
+        server_ts: now,
+        envelopes: c.req.copies.map((copy, j) => ({ user: copy.user, device: copy.device, id: mine[j]!.id })),
+      };
+      sends.push({ senderDevice: c.sender.deviceRef, messageId: c.req.message_id, contentHash: c.hash, answer, expiresAt: now + limits.retentionMs });
+      envs.push(...mine);
+      accepted.push(i);
+      out[i] = { kind: 'accepted', answer, replay: false };
+    }
+    await prevWrite;
+    if (sends.length === 0) return out;
+
+    // 3. One write, committed on its own: dedup entries, envelopes, NOTIFY.
+    const devices = [...new Set(envs.map((e) => e.device))];
+    const won = await repo.writeBatch(sends, envs, this.deps.wakeBus.payloads(devices), now);
+    const byDevice = new Map<DeviceRef, Envelope[]>();
+    for (const i of accepted) {
+      const c = cmds[i]!;
+      if (!won.has(sendKey(c.sender.deviceRef, c.req.message_id))) out[i] = { kind: 'retry' };
+    }
+    for (const e of envs) {
+      if (!won.has(sendKey(e.senderRef, e.messageId))) continue;
+      const list = byDevice.get(e.device);
+      if (list) list.push(envelopeOf(e));
+      else byDevice.set(e.device, [envelopeOf(e)]);
+    }
+    if (byDevice.size > 0) this.deps.onCommitted(byDevice);
     return out;
   }
 }

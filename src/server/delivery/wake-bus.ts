@@ -1,12 +1,11 @@
 /**
  * Wake-ups between instances. After a commit the sending instance wakes its own streams
  * directly; other instances learn which devices have new envelopes through PostgreSQL
- * LISTEN/NOTIFY (the NOTIFY is issued inside the send transaction, so it is delivered exactly
- * when the envelopes become visible). Embedded PGlite runs one instance: nothing to publish.
+ * LISTEN/NOTIFY (the NOTIFY is part of the statement that writes the envelopes, so it is
+ * delivered exactly when they become visible). Embedded PGlite runs one instance: nothing to publish.
  */
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import type { SqlClient } from './sql.js';
 import { NOTIFY_DEVICES_PER_PAYLOAD } from './limits.js';
 
 export const WAKE_CHANNEL = 'gchat_delivery';
@@ -15,8 +14,8 @@ export const WAKE_CHANNEL = 'gchat_delivery';
 export type Wake = { readonly kind: 'devices'; readonly devices: readonly string[] } | { readonly kind: 'all' };
 
 export interface WakeBus {
-  /** Publishes inside the caller's transaction (delivered to other instances on commit). */
-  publish(tx: SqlClient, devices: readonly string[]): Promise<void>;
+  /** NOTIFY payloads for these devices, sent by the statement that commits their envelopes. */
+  payloads(devices: readonly string[]): string[];
   /** Receives other instances' wake-ups. */
   subscribe(fn: (wake: Wake) => void): void;
   close(): Promise<void>;
@@ -24,7 +23,9 @@ export interface WakeBus {
 
 /** One process: the sender wakes its own streams, so there is nothing to carry. */
 export class LocalWakeBus implements WakeBus {
-  async publish(): Promise<void> {}
+  payloads(): string[] {
+    return [];
+  }
   subscribe(): void {}
   async close(): Promise<void> {}
 }
@@ -45,11 +46,12 @@ export class PgWakeBus implements WakeBus {
     return this.connecting;
   }
 
-  async publish(tx: SqlClient, devices: readonly string[]): Promise<void> {
+  payloads(devices: readonly string[]): string[] {
+    const out: string[] = [];
     for (let i = 0; i < devices.length; i += NOTIFY_DEVICES_PER_PAYLOAD) {
-      const chunk = devices.slice(i, i + NOTIFY_DEVICES_PER_PAYLOAD);
-      await tx.query('SELECT pg_notify($1, $2)', [WAKE_CHANNEL, `${this.instanceId}:${chunk.join(',')}`]);
+      out.push(`${this.instanceId}:${devices.slice(i, i + NOTIFY_DEVICES_PER_PAYLOAD).join(',')}`);
     }
+    return out;
   }
 
   subscribe(fn: (wake: Wake) => void): void {
