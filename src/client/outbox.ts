@@ -19,6 +19,8 @@ import { ApiRequestError, NetworkError, deviceMismatchOf, type SendAnswer } from
 const MAX_MISMATCH_ROUNDS = 3;
 /** While a contact's key change waits for the user, its messages are looked at again this often. */
 const BLOCKED_RECHECK_MS = 60_000;
+/** Retry timing runs on the real clock (timers do); the injected clock is the app's time (retention). */
+const wallClock = (): number => Date.now();
 
 type Body = Omit<ContentInput, 'id' | 'ts' | 'v'>;
 
@@ -64,7 +66,7 @@ export class Outbox {
     const now = ctx.now();
     const messageId = newMessageId(now, ctx.random);
     const content = new TextDecoder().decode(serialiseContent({ ...body, id: messageId, ts: now } as ContentInput));
-    const entry: Entry = { messageId, recipient, content, createdAt: now, copies: [], attempts: 0, nextAttemptAt: now, silent };
+    const entry: Entry = { messageId, recipient, content, createdAt: now, copies: [], attempts: 0, nextAttemptAt: 0, silent };
     const ops: [string, Json][] = [[keys.outbox(messageId), entry as unknown as Json]];
     if (!silent) {
       const record: MessageRecord = {
@@ -93,7 +95,7 @@ export class Outbox {
     const record = (await this.core.kv.get(keys.message(conversation, messageId))) as MessageRecord | undefined;
     if (!record?.outgoing || record.sender !== this.core.self.userId) return;
     const now = this.core.ctx.now();
-    const entry: Entry = { messageId, recipient: conversation, content: record.content, createdAt: now, copies: [], attempts: 0, nextAttemptAt: now, silent: true, resendTo: to };
+    const entry: Entry = { messageId, recipient: conversation, content: record.content, createdAt: now, copies: [], attempts: 0, nextAttemptAt: 0, silent: true, resendTo: to };
     await this.core.kv.write([[entryKey(entry), entry as unknown as Json]]);
     this.kick();
   }
@@ -116,13 +118,18 @@ export class Outbox {
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = null;
-      this.running = this.runDue().finally(() => {
-        this.running = null;
-        if (this.again) {
-          this.again = false;
-          this.kick();
-        }
-      });
+      let next = Infinity;
+      this.running = this.runDue()
+        .then((n) => {
+          next = n;
+        })
+        .finally(() => {
+          this.running = null;
+          if (this.again) {
+            this.again = false;
+            this.kick();
+          } else if (next !== Infinity) this.kick(Math.max(0, next - wallClock()));
+        });
     }, delayMs);
   }
 
@@ -131,20 +138,20 @@ export class Outbox {
     return (await this.core.kv.list(keys.outboxPrefix)).map(([, v]) => v as unknown as Entry).sort((a, b) => a.createdAt - b.createdAt || (a.messageId < b.messageId ? -1 : 1));
   }
 
-  private async runDue(): Promise<void> {
-    const entries = (await this.pending()) as (Entry)[];
+  /** Attempts every due entry in order; returns when the next one is due (Infinity: none). */
+  private async runDue(): Promise<number> {
+    const entries = await this.pending();
     let next = Infinity;
     for (const entry of entries) {
-      if (this.stopped) return;
-      const now = this.core.ctx.now();
-      if (entry.nextAttemptAt > now) {
+      if (this.stopped) return Infinity;
+      if (entry.nextAttemptAt > wallClock()) {
         next = Math.min(next, entry.nextAttemptAt);
         continue;
       }
       const retryAt = await this.attempt(entry);
       if (retryAt !== null) next = Math.min(next, retryAt);
     }
-    if (next !== Infinity) this.kick(Math.max(0, next - this.core.ctx.now()));
+    return next;
   }
 
   /** One attempt; returns when to try again, or null when the entry is done. */
@@ -169,13 +176,13 @@ export class Outbox {
         }
       }
     } catch (e) {
-      if (e instanceof KeyChangedError) return ctx.now() + BLOCKED_RECHECK_MS;
+      if (e instanceof KeyChangedError) return wallClock() + BLOCKED_RECHECK_MS;
       if (e instanceof UnknownUserError) {
         await this.fail(entry, `no such user: ${entry.recipient}`);
         return null;
       }
       if (e instanceof NetworkError || (e instanceof ApiRequestError && (e.retryable || deviceMismatchOf(e)))) {
-        const retryAt = ctx.now() + retryDelay(entry.attempts);
+        const retryAt = wallClock() + retryDelay(entry.attempts);
         const next = { ...entry, attempts: entry.attempts + 1, nextAttemptAt: retryAt };
         await this.core.kv.write([[entryKey(entry), next as unknown as Json]]);
         return retryAt;

@@ -78,6 +78,7 @@ export interface OutboxEntry {
   /** The sealed copies, kept so every retry sends the same bytes. Empty until encrypted. */
   copies: SealedCopyRecord[];
   attempts: number;
+  /** Real-clock ms before which the next attempt waits (retry backoff; 0: now). */
   nextAttemptAt: number;
 }
 
