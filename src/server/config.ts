@@ -57,6 +57,19 @@ export interface Config {
   readonly argon2: Argon2Params;
   /** How often the job that deletes replaced SPKs (SPEC §7) runs. */
   readonly prekeyGcIntervalSeconds: number;
+  /** The delivery model (Server II, src/server/delivery/limits.ts). */
+  readonly delivery: DeliveryConfig;
+}
+
+export interface DeliveryConfig {
+  readonly retentionMs: number;
+  readonly maxBodyBytes: number;
+  readonly maxCopies: number;
+  readonly maxQueuePerDevice: number;
+  readonly maxPendingSends: number;
+  readonly gcIntervalMs: number;
+  /** Connections of the delivery module's own PostgreSQL pool. */
+  readonly dbPool: number;
 }
 
 export class ConfigError extends Error {
@@ -121,6 +134,13 @@ const VARS = {
   GCHAT_ARGON2_ITERATIONS: { schema: int(1, 100), default: '2' },
   GCHAT_ARGON2_PARALLELISM: { schema: int(1, 64), default: '1' },
   GCHAT_PREKEY_GC_INTERVAL_SECONDS: { schema: int(1, 7 * 86_400), default: '3600' },
+  GCHAT_MESSAGE_RETENTION_SECONDS: { schema: int(60, 3650 * 86_400), default: String(30 * 86_400) },
+  GCHAT_MAX_MESSAGE_BYTES: { schema: int(1024, 64 * 1024 * 1024), default: String(256 * 1024) },
+  GCHAT_MAX_COPIES: { schema: int(1, 10_000), default: '64' },
+  GCHAT_MAX_QUEUE_PER_DEVICE: { schema: int(1, 100_000_000), default: '20000' },
+  GCHAT_MAX_PENDING_SENDS: { schema: int(1, 10_000_000), default: '20000' },
+  GCHAT_DELIVERY_GC_INTERVAL_SECONDS: { schema: int(0, 86_400), default: '60' },
+  GCHAT_DELIVERY_DB_POOL: { schema: int(1, 100), default: '4' },
 } as const;
 
 type Vars = typeof VARS;
@@ -177,6 +197,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       parallelism: p.GCHAT_ARGON2_PARALLELISM,
     },
     prekeyGcIntervalSeconds: p.GCHAT_PREKEY_GC_INTERVAL_SECONDS,
+    delivery: {
+      retentionMs: p.GCHAT_MESSAGE_RETENTION_SECONDS * 1000,
+      maxBodyBytes: p.GCHAT_MAX_MESSAGE_BYTES,
+      maxCopies: p.GCHAT_MAX_COPIES,
+      maxQueuePerDevice: p.GCHAT_MAX_QUEUE_PER_DEVICE,
+      maxPendingSends: p.GCHAT_MAX_PENDING_SENDS,
+      gcIntervalMs: p.GCHAT_DELIVERY_GC_INTERVAL_SECONDS * 1000,
+      dbPool: p.GCHAT_DELIVERY_DB_POOL,
+    },
   };
 }
 

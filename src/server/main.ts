@@ -3,6 +3,7 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { loggableError } from './errors.js';
 import { createAppDeps, createLogger, openConfiguredDatabase, startServer } from './server.js';
 import { createMetrics } from './metrics.js';
+import { mountDelivery } from './delivery/mount.js';
 
 let config: Config;
 try {
@@ -18,7 +19,9 @@ try {
 const log = createLogger(config.logLevel);
 const db = await openConfiguredDatabase(config, log);
 const deps = createAppDeps(config, db, log, { metrics: createMetrics({ processMetrics: true }) });
-const server = await startServer({ config, deps });
+const delivery = mountDelivery(config, deps);
+const server = await startServer({ config, deps, extensions: delivery.extensions });
+await delivery.start(server);
 log.info({ url: server.url, database: db.kind, dataDir: db.kind === 'pglite' ? config.dataDir : undefined }, 'GChat server listening');
 
 let stopping = false;
@@ -27,6 +30,7 @@ async function stop(signal: string): Promise<void> {
   stopping = true;
   log.info({ signal }, 'stopping');
   try {
+    await delivery.close();
     await server.close();
     await db.close();
     process.exit(0);

@@ -43,6 +43,8 @@ export interface Delivery {
   /** Routes `/v1/stream` upgrades of this http server to the stream. */
   attach(server: Server): void;
   gc(): Promise<GcReport>;
+  /** A device was removed (after its removal committed): close its streams on every instance. */
+  deviceRemoved(device: DeviceRef): Promise<void>;
   /** Graceful: refuse new streams, let waiting sends and acks commit, close the streams. */
   close(): Promise<void>;
 }
@@ -120,6 +122,10 @@ export function createDelivery(deps: DeliveryDeps): Delivery {
       stream.attach(server);
     },
     gc,
+    async deviceRemoved(device) {
+      hub.kick(device);
+      await wakeBus.removed([device]);
+    },
     async close() {
       if (gcTimer) clearInterval(gcTimer);
       hub.closeAll();

@@ -38,7 +38,7 @@ export const SendRequest = z.object({
   message_id: MessageId,
   recipient: z.string().min(1).max(256).describe('the account the message is for (may be the sender: note to self)'),
   copies: z.array(SealedCopy).min(1),
-});
+}).meta({ id: 'SendRequest' });
 export type SendRequest = z.infer<typeof SendRequest>;
 
 export const QueuedCopy = DeviceAddress.extend({ id: ServerId });
@@ -46,7 +46,7 @@ export const SendAnswer = z.object({
   message_id: z.string(),
   server_ts: z.number().int().describe('ms since the epoch, when the server accepted the message'),
   envelopes: z.array(QueuedCopy).describe('one per copy: the server id each device will see'),
-});
+}).meta({ id: 'SendAnswer' });
 export type SendAnswer = z.infer<typeof SendAnswer>;
 
 export const ErrorInfo = z.object({ code: z.string(), message: z.string() });
@@ -55,7 +55,7 @@ export const DeviceMismatch = z.object({
   missing: z.array(DeviceAddress).describe('current devices the send has no copy for'),
   extra: z.array(DeviceAddress).describe('copies for devices that do not exist (or were removed, or are the sending device)'),
   stale: z.array(DeviceAddress).describe('devices whose identity key differs from the copy\'s `key`'),
-});
+}).meta({ id: 'DeviceMismatch' });
 export type DeviceMismatch = z.infer<typeof DeviceMismatch>;
 
 export const Envelope = z.object({
@@ -66,7 +66,7 @@ export const Envelope = z.object({
   type: z.number().int(),
   body: z.string().describe('sealed bytes, base64url'),
   server_ts: z.number().int(),
-});
+}).meta({ id: 'Envelope', description: 'One sealed copy as a device receives it; nothing else the server knows.' });
 export type Envelope = z.infer<typeof Envelope>;
 
 export const EnvelopeList = z.object({

@@ -151,11 +151,23 @@ export class StreamHub {
 
   /** A wake-up from another instance. */
   wake(w: Wake): void {
+    if (w.kind === 'removed') {
+      for (const d of w.devices) this.kick(d as DeviceRef);
+      return;
+    }
     if (w.kind === 'all') {
       for (const s of this.byDevice.values()) s.pump();
       return;
     }
     for (const d of w.devices) this.byDevice.get(d as DeviceRef)?.pump();
+  }
+
+  /** The device was removed: its stream closes (4003) and its token no longer authenticates. */
+  kick(device: DeviceRef): void {
+    const s = this.byDevice.get(device);
+    if (!s) return;
+    this.byDevice.delete(device);
+    s.close(4003, 'device removed');
   }
 
   /** Graceful shutdown: refuse new streams, close the open ones (clients reconnect elsewhere). */

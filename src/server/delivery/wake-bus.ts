@@ -10,12 +10,20 @@ import { NOTIFY_DEVICES_PER_PAYLOAD } from './limits.js';
 
 export const WAKE_CHANNEL = 'gchat_delivery';
 
-/** `devices`: these devices have new envelopes; `all`: anything may have been missed. */
-export type Wake = { readonly kind: 'devices'; readonly devices: readonly string[] } | { readonly kind: 'all' };
+/**
+ * `devices`: these devices have new envelopes; `all`: anything may have been missed;
+ * `removed`: these devices were removed (their streams close).
+ */
+export type Wake =
+  | { readonly kind: 'devices'; readonly devices: readonly string[] }
+  | { readonly kind: 'all' }
+  | { readonly kind: 'removed'; readonly devices: readonly string[] };
 
 export interface WakeBus {
   /** NOTIFY payloads for these devices, sent by the statement that commits their envelopes. */
   payloads(devices: readonly string[]): string[];
+  /** Tells the other instances that these devices were removed. */
+  removed(devices: readonly string[]): Promise<void>;
   /** Receives other instances' wake-ups. */
   subscribe(fn: (wake: Wake) => void): void;
   close(): Promise<void>;
@@ -26,6 +34,7 @@ export class LocalWakeBus implements WakeBus {
   payloads(): string[] {
     return [];
   }
+  async removed(): Promise<void> {}
   subscribe(): void {}
   async close(): Promise<void> {}
 }
@@ -54,6 +63,12 @@ export class PgWakeBus implements WakeBus {
     return out;
   }
 
+  async removed(devices: readonly string[]): Promise<void> {
+    const c = this.client;
+    if (!c || devices.length === 0) return;
+    await c.query('SELECT pg_notify($1, $2)', [WAKE_CHANNEL, `${this.instanceId}!${devices.join(',')}`]);
+  }
+
   subscribe(fn: (wake: Wake) => void): void {
     this.listeners.push(fn);
   }
@@ -74,10 +89,12 @@ export class PgWakeBus implements WakeBus {
     const client = new pg.Client({ connectionString: this.connectionString, application_name: 'gchat-wake' });
     client.on('notification', (msg) => {
       if (msg.channel !== WAKE_CHANNEL || !msg.payload) return;
-      const colon = msg.payload.indexOf(':');
-      if (msg.payload.slice(0, colon) === this.instanceId) return;
-      const devices = msg.payload.slice(colon + 1).split(',').filter((d) => d.length > 0);
-      if (devices.length > 0) this.emit({ kind: 'devices', devices });
+      // "<instance>:<devices>" new envelopes, "<instance>!<devices>" removed devices.
+      const at = msg.payload.search(/[:!]/);
+      if (at < 0 || msg.payload.slice(0, at) === this.instanceId) return;
+      const devices = msg.payload.slice(at + 1).split(',').filter((d) => d.length > 0);
+      if (devices.length === 0) return;
+      this.emit({ kind: msg.payload[at] === '!' ? 'removed' : 'devices', devices });
     });
     const lost = (): void => {
       if (this.client !== client) return;

@@ -7,7 +7,7 @@ import type { Delivery } from '../delivery/index.js';
 import type { Sender } from '../delivery/send-service.js';
 import { AckRequest, SendRequest } from '../delivery/schemas.js';
 import { errorBody, sendFailure, sendOutcome, type HttpOutcome } from '../delivery/outcome.js';
-import { FETCH_PAGE, MAX_IDS_PER_ACK, maxFrameBytes } from '../delivery/limits.js';
+import { FETCH_PAGE, maxFrameBytes } from '../delivery/limits.js';
 
 export interface MessagesRouterDeps {
   readonly delivery: Delivery;
@@ -39,6 +39,7 @@ export function messagesRouter(deps: MessagesRouterDeps): Router {
   };
 
   router.post('/v1/messages', json, async (req, res) => {
+    res.locals.route = '/v1/messages';
     const sender = await who(req, res);
     if (!sender) return;
     const parsed = SendRequest.safeParse(req.body);
@@ -53,6 +54,7 @@ export function messagesRouter(deps: MessagesRouterDeps): Router {
   });
 
   router.get('/v1/messages', async (req, res) => {
+    res.locals.route = '/v1/messages';
     const sender = await who(req, res);
     if (!sender) return;
     const raw = typeof req.query.limit === 'string' ? Number(req.query.limit) : FETCH_PAGE;
@@ -62,12 +64,11 @@ export function messagesRouter(deps: MessagesRouterDeps): Router {
   });
 
   router.post('/v1/messages/ack', json, async (req, res) => {
+    res.locals.route = '/v1/messages/ack';
     const sender = await who(req, res);
     if (!sender) return;
     const parsed = AckRequest.safeParse(req.body);
     if (!parsed.success) return answer(res, errorBody('invalid_request', parsed.error.issues[0]?.message ?? 'bad ack'));
-    if (parsed.data.ids.length > MAX_IDS_PER_ACK)
-      return answer(res, errorBody('payload_too_large', `at most ${MAX_IDS_PER_ACK} ids per ack`));
     const acked = await delivery.acks.count(sender.deviceRef, parsed.data.ids);
     res.json({ acked });
   });
