@@ -3,18 +3,15 @@
  * devices, an in-process delivery server, and a stream client.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import express from 'express';
 import pg from 'pg';
 import { WebSocket } from 'ws';
 import { openDatabase, type Database } from '../../src/server/db.js';
-import { createDelivery, type Delivery } from '../../src/server/delivery/index.js';
-import { AppSqlDatabase, PgSqlDatabase } from '../../src/server/delivery/sql.js';
-import { authenticateByTokenHash } from '../../src/server/delivery/device-token.js';
-import type { DeliveryLimits } from '../../src/server/delivery/limits.js';
+import type { Delivery } from '../../src/server/delivery/index.js';
+import { mountDelivery } from '../../src/server/delivery/mount.js';
 import type { Envelope, SendRequest, ServerFrame } from '../../src/server/delivery/schemas.js';
-import { messagesRouter } from '../../src/server/routes/messages.js';
+import type { AppDeps } from '../../src/server/app.js';
+import { loadConfig } from '../../src/server/config.js';
+import { createAppDeps, createLogger, startServer as startHttp } from '../../src/server/server.js';
 
 export const ADMIN_URL = process.env.GCHAT_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -115,43 +112,47 @@ export interface TestServer {
   readonly url: string;
   readonly delivery: Delivery;
   readonly db: Database;
+  readonly deps: AppDeps;
   close(): Promise<void>;
 }
 
-/** One instance in this process: REST routes and the stream on an ephemeral port. */
+/**
+ * One instance in this process, wired as main.ts wires it (Server I's app and server, the
+ * delivery mounted through its extensions), on an ephemeral port.
+ */
 export async function startServer(opts: {
   readonly databaseUrl?: string;
   readonly db?: Database;
+  /** The clock of the delivery model (ms); defaults to Date.now. */
   readonly now?: () => number;
-  readonly limits?: Partial<DeliveryLimits>;
+  /** Extra environment, e.g. GCHAT_MAX_COPIES. */
+  readonly env?: Record<string, string>;
   readonly port?: number;
 }): Promise<TestServer> {
-  const db = opts.db ?? (await openDatabase({ kind: 'postgres', url: opts.databaseUrl!, poolSize: 2 }));
-  const sql = db.kind === 'postgres' ? new PgSqlDatabase(db.url!, 4) : new AppSqlDatabase(db);
-  const delivery = createDelivery({
-    db: sql,
-    authenticate: (token) => authenticateByTokenHash(sql, token),
-    databaseUrl: db.url,
-    now: opts.now,
-    limits: opts.limits,
-    gcIntervalMs: 0,
+  const config = loadConfig({
+    DATABASE_URL: opts.databaseUrl,
+    PORT: String(opts.port ?? 0),
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'silent',
+    GCHAT_DELIVERY_GC_INTERVAL_SECONDS: '0',
+    ...opts.env,
   });
-  await delivery.start();
-  const app = express();
-  app.use(messagesRouter({ delivery, authenticate: (t) => authenticateByTokenHash(sql, t) }));
-  const server = http.createServer(app);
-  delivery.attach(server);
-  await new Promise<void>((r) => server.listen(opts.port ?? 0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
+  const db = opts.db ?? (await openDatabase({ kind: 'postgres', url: opts.databaseUrl!, poolSize: 2 }));
+  const now = opts.now ?? Date.now;
+  const deps = createAppDeps(config, db, createLogger('silent'), { clock: () => new Date(now()) });
+  const mounted = mountDelivery(config, deps, { now });
+  const server = await startHttp({ config, deps, extensions: mounted.extensions, gc: false });
+  await mounted.start(server);
   return {
-    port,
-    url: `http://127.0.0.1:${port}`,
-    delivery,
+    port: server.port,
+    url: server.url,
+    delivery: mounted.delivery,
     db,
+    deps,
     async close() {
-      await delivery.close();
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
+      await mounted.close();
+      server.httpServer.closeAllConnections();
+      await server.close(100);
       if (!opts.db) await db.close();
     },
   };

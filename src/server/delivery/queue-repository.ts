@@ -227,12 +227,13 @@ export class QueueRepository {
   /** A device's queue in id order, skipping ids the caller already holds. */
   async fetch(device: DeviceRef, exclude: readonly string[], limit: number): Promise<Envelope[]> {
     const [[acc], [dev]] = split([device]);
-    const cols = `id::text AS id, message_id::text AS message_id, sender, sender_device, type, body, server_ts`;
+    // (e.id, not id: the text alias would sort as text)
+    const cols = `e.id::text AS id, message_id::text AS message_id, sender, sender_device, type, body, server_ts`;
     const rows = await this.db.query<EnvelopeRow>(
       exclude.length === 0
-        ? `SELECT ${cols} FROM delivery_envelopes WHERE account_id = $1 AND device_id = $2 ORDER BY id LIMIT $3`
-        : `SELECT ${cols} FROM delivery_envelopes
-            WHERE account_id = $1 AND device_id = $2 AND NOT (id = ANY($4::bigint[])) ORDER BY id LIMIT $3`,
+        ? `SELECT ${cols} FROM delivery_envelopes e WHERE account_id = $1 AND device_id = $2 ORDER BY e.id LIMIT $3`
+        : `SELECT ${cols} FROM delivery_envelopes e
+            WHERE account_id = $1 AND device_id = $2 AND NOT (e.id = ANY($4::bigint[])) ORDER BY e.id LIMIT $3`,
       exclude.length === 0 ? [acc, dev, limit] : [acc, dev, limit, exclude],
     );
     return rows.map(rowToEnvelope);
