@@ -192,7 +192,7 @@ export function makeSend(
 export async function rest(
   base: string,
   token: string,
-  method: 'GET' | 'POST',
+  method: 'GET' | 'POST' | 'DELETE',
   path: string,
   body?: unknown,
 ): Promise<{ status: number; body: any }> {
