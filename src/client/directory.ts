@@ -62,7 +62,7 @@ export class Directory {
    * KeyChangedError), keeps only devices whose DeviceCert verifies, and caches the list.
    */
   async refreshDevices(userId: string): Promise<PeerDevice[]> {
-    const { api, ctx, self, events, kv } = this.core;
+    const { api, ctx, self, kv } = this.core;
     let account;
     try {
       account = await api.account(userId);
@@ -72,13 +72,7 @@ export class Directory {
     }
     const existing = await this.contact(userId);
     const pinned = existing ? fromBase64url(existing.ak) : account.akPub;
-    if (!equalBytes(pinned, account.akPub)) {
-      if (existing!.changedAk !== toBase64url(account.akPub)) {
-        await kv.write([[keys.contact(userId), { ...existing!, changedAk: toBase64url(account.akPub) } as unknown as Json]]);
-        events.fire('keyChange', { userId });
-      }
-      throw new KeyChangedError(userId);
-    }
+    await this.checkAccountKey(existing, account.akPub);
     const devices: PeerDevice[] = [];
     for (const d of account.devices) {
       if (userId === self.userId && d.deviceId === self.deviceId) continue;
@@ -99,6 +93,16 @@ export class Directory {
     return devices;
   }
 
+  /** Throws KeyChangedError (after flagging the contact and telling the UI once) if `published` is not the pinned AK. */
+  private async checkAccountKey(contact: StoredContact | null, published: Uint8Array): Promise<void> {
+    if (!contact || equalBytes(fromBase64url(contact.ak), published)) return;
+    if (contact.changedAk !== toBase64url(published)) {
+      await this.core.kv.write([[keys.contact(contact.userId), { ...contact, changedAk: toBase64url(published) } as unknown as Json]]);
+      this.core.events.fire('keyChange', { userId: contact.userId });
+    }
+    throw new KeyChangedError(contact.userId);
+  }
+
   /** Cached devices of `userId`, fetched when unknown. */
   async devices(userId: string): Promise<PeerDevice[]> {
     const c = await this.contact(userId);
@@ -113,8 +117,7 @@ export class Directory {
     for (const id of ids) if (!(await store.loadSessions({ userId, deviceId: id })).length) missing.push(id);
     if (!missing.length) return;
     const { akPub, bundles } = await this.core.api.bundles(userId, missing);
-    const pinned = (await this.contact(userId))?.ak;
-    if (pinned && !equalBytes(fromBase64url(pinned), akPub)) throw new KeyChangedError(userId);
+    await this.checkAccountKey(await this.contact(userId), akPub);
     for (const b of bundles) {
       try {
         await startSession(this.core.ctx, store, this.core.self, b);

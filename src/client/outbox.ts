@@ -177,8 +177,8 @@ export class Outbox {
       }
     } catch (e) {
       if (e instanceof KeyChangedError) return wallClock() + BLOCKED_RECHECK_MS;
-      if (e instanceof UnknownUserError) {
-        await this.fail(entry, `no such user: ${entry.recipient}`);
+      if (e instanceof UnknownUserError || e instanceof NoDevicesError) {
+        await this.fail(entry, e.message);
         return null;
       }
       if (e instanceof NetworkError || (e instanceof ApiRequestError && (e.retryable || deviceMismatchOf(e)))) {
@@ -211,10 +211,12 @@ export class Outbox {
   /** Every device that gets a copy: the recipient's, and our own other devices. */
   private async targets(recipient: string): Promise<Target[]> {
     const self = this.core.self.userId;
-    const users = recipient === self ? [self] : [recipient, self];
-    const out: Target[] = [];
-    for (const user of users) for (const d of await this.directory.devices(user)) out.push({ user, device: d.id, ik: d.ik });
-    return out;
+    let theirs = await this.directory.devices(recipient);
+    // An empty cached list may be stale: ask the server before concluding there is nobody to send to.
+    if (!theirs.length && recipient !== self) theirs = await this.directory.refreshDevices(recipient);
+    if (!theirs.length && recipient !== self) throw new NoDevicesError(recipient);
+    const ours = recipient === self ? theirs : await this.directory.devices(self);
+    return [...(recipient === self ? [] : theirs.map((d) => ({ user: recipient, device: d.id, ik: d.ik }))), ...ours.map((d) => ({ user: self, device: d.id, ik: d.ik }))];
   }
 
   /** Encrypts a copy for each target (sessions made where missing) and stores them with the session changes. */
@@ -279,6 +281,12 @@ export class Outbox {
       await kv.write(ops);
       if (record && record.status === 'pending' && !entry.silent) events.fire('status', { messageId: entry.messageId, conversation: entry.recipient, status, failure });
     });
+  }
+}
+
+class NoDevicesError extends Error {
+  constructor(user: string) {
+    super(`${user} has no devices to send to`);
   }
 }
 
