@@ -79,6 +79,7 @@ describe('delivery through a misbehaving network and server crashes', () => {
     const total = [...received.values()].reduce((a, m) => a + [...m.values()].reduce((x, y) => x + y, 0), 0);
     expect(total).toBe(MESSAGES * 3);
     expect(proxy.stats.cut + proxy.stats.refused).toBeGreaterThan(0);
+    console.log(`chaos: ${JSON.stringify(proxy.stats)} connections through the proxy, 2 server crashes, seed ${SEED}`);
     for (const d of viaProxy) await d.client.stop();
   }, 420_000);
 });
