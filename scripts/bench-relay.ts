@@ -30,6 +30,8 @@ const ADMIN_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:543
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const IDLE = Number(process.env.BENCH_IDLE ?? 10_000);
 const SERVER_ENTRY = process.env.BENCH_SERVER ?? 'src/server/main.ts';
+/** Extra node flags for the server process, e.g. "--max-semi-space-size=2". */
+const SERVER_NODE_FLAGS = process.env.BENCH_SERVER_NODE_FLAGS ?? '';
 const PAIRS = 100; // senders and as many receivers, one device each
 const WINDOW = 24; // sends in flight per sender in the sustained phase
 const OFFERED = 1000; // messages/s in the latency phase
@@ -131,7 +133,7 @@ function cpuSeconds(pid: number): number {
 async function startServer(url: string, port: number): Promise<ChildProcess> {
   const hard = Number(spawnSync('bash', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim()) || 65536;
   const nofile = Math.min(65536, hard);
-  const child = spawn('bash', ['-c', `ulimit -n ${nofile}; exec node --import tsx ${SERVER_ENTRY}`], {
+  const child = spawn('bash', ['-c', `ulimit -n ${nofile}; exec node ${SERVER_NODE_FLAGS} --import tsx ${SERVER_ENTRY}`], {
     env: { ...process.env, DATABASE_URL: url, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', NODE_ENV: 'production' },
     stdio: ['ignore', 'ignore', 'inherit'],
     detached: true, // its own process group: stopped as a whole, whatever npx/tsx spawn below it
@@ -150,6 +152,26 @@ async function startServer(url: string, port: number): Promise<ChildProcess> {
     if (Date.now() > deadline) throw new Error('server did not start');
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+async function stopServer(server: ChildProcess | null): Promise<void> {
+  if (!server?.pid || server.exitCode !== null || server.signalCode !== null) return;
+  const exited = new Promise<void>((r) => server.once('exit', () => r()));
+  const group = -server.pid;
+  try {
+    process.kill(group, 'SIGTERM');
+  } catch {
+    return;
+  }
+  const timer = setTimeout(() => {
+    try {
+      process.kill(group, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }, 5000);
+  await exited;
+  clearTimeout(timer);
 }
 
 interface Conn {
@@ -286,6 +308,7 @@ async function main(): Promise<void> {
     // 2. Latency at a fixed offered load, open loop.
     lat.length = 0;
     sentAt.clear();
+    const answerLat: number[] = [];
     const total = OFFERED * SECONDS;
     const tStart = performance.now();
     let rssPeak = 0;
@@ -296,8 +319,9 @@ async function main(): Promise<void> {
         while (sentCount < due) {
           const i = sentCount % PAIRS;
           const mid = uuidv7();
-          sentAt.set(mid, performance.now());
-          void send(sconns[i]!, senders[i]!, receivers[i]!, mid);
+          const t = performance.now();
+          sentAt.set(mid, t);
+          void send(sconns[i]!, senders[i]!, receivers[i]!, mid).then(() => answerLat.push(performance.now() - t));
           sentCount++;
         }
         rssPeak = Math.max(rssPeak, rssMb(pid));
@@ -310,27 +334,34 @@ async function main(): Promise<void> {
     const until = performance.now() + 5000;
     while (sentAt.size > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 50));
     const sorted = [...lat].sort((a, b) => a - b);
+    const asorted = [...answerLat].sort((a, b) => a - b);
     log(
       `latency at ${OFFERED} messages/s offered (${total} messages, ${sentAt.size} not received): ` +
-        `p50 ${pct(sorted, 50).toFixed(1)} ms, p95 ${pct(sorted, 95).toFixed(1)} ms, p99 ${pct(sorted, 99).toFixed(1)} ms, max ${(sorted[sorted.length - 1] ?? NaN).toFixed(1)} ms; server RSS peak ${rssPeak.toFixed(0)} MB`,
+        `send to receipt p50 ${pct(sorted, 50).toFixed(1)} ms, p95 ${pct(sorted, 95).toFixed(1)} ms, p99 ${pct(sorted, 99).toFixed(1)} ms, max ${(sorted[sorted.length - 1] ?? NaN).toFixed(1)} ms ` +
+        `(send to stored answer p50 ${pct(asorted, 50).toFixed(1)} ms, p99 ${pct(asorted, 99).toFixed(1)} ms); server RSS peak ${rssPeak.toFixed(0)} MB`,
     );
     for (const c of conns) c.ws.terminate();
     conns.length = 0;
 
-    // 3. Idle streams.
+    // 3. Idle streams, on a fresh server process (the load phases' heap would hide the cost).
     if (IDLE > 0) {
-      await new Promise((r) => setTimeout(r, 1000));
+      await stopServer(server);
+      server = await startServer(url, port);
+      const ipid = server.pid!;
       const idleDevs = await seed(url, 'i', IDLE);
-      (global as { gc?: () => void }).gc?.();
-      const before = rssMb(pid);
+      await new Promise((r) => setTimeout(r, 1000));
+      const before = rssMb(ipid);
       const tc = performance.now();
-      for (let off = 0; off < idleDevs.length; off += 200) {
-        conns.push(...(await Promise.all(idleDevs.slice(off, off + 200).map((d) => connect(port, d)))));
+      for (let off = 0; off < idleDevs.length; off += 250) {
+        conns.push(...(await Promise.all(idleDevs.slice(off, off + 250).map((d) => connect(port, d)))));
       }
       const connectS = (performance.now() - tc) / 1000;
-      await new Promise((r) => setTimeout(r, 3000));
-      const after = rssMb(pid);
-      log(`${IDLE} idle authenticated streams: server RSS ${after.toFixed(0)} MB (${before.toFixed(0)} MB before, ${(((after - before) * 1024) / IDLE).toFixed(1)} KB per stream); connected in ${connectS.toFixed(1)} s`);
+      await new Promise((r) => setTimeout(r, 5000));
+      const after = rssMb(ipid);
+      log(
+        `${IDLE} idle authenticated streams: server RSS ${after.toFixed(0)} MB ` +
+          `(${before.toFixed(0)} MB before they connected: ${(((after - before) * 1024) / IDLE).toFixed(1)} KB per stream); connected in ${connectS.toFixed(1)} s`,
+      );
       for (const c of conns) c.ws.terminate();
       conns.length = 0;
     }
@@ -341,16 +372,7 @@ async function main(): Promise<void> {
     log(`ratio: sustained messages/s / pgbench TPS = ${(rate / pb.c1).toFixed(1)}x (1 client), ${(rate / pb.c16).toFixed(1)}x (16 clients)`);
   } finally {
     for (const c of conns) c.ws.terminate();
-    if (server?.pid) {
-      const group = -server.pid;
-      try {
-        process.kill(group, 'SIGTERM');
-        await new Promise((r) => setTimeout(r, 2000));
-        process.kill(group, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
+    await stopServer(server);
     await dropDatabase(name).catch(() => undefined);
   }
 }

@@ -1,6 +1,6 @@
 /**
  * Group commit: callers submit items one by one; at most one batch runs at a time, and every
- * item that arrived while it ran goes into the next batch, so one transaction (one WAL flush)
+ * item that arrived while it ran goes into the next batch, so one commit (one WAL flush)
  * serves many concurrent requests. Items keep their submission order across batches, which is
  * what keeps one sender's messages in order on one instance.
  */
@@ -13,7 +13,7 @@ export class BacklogFullError extends Error {
 }
 
 export interface GroupCommitOptions {
-  /** Most items in one batch (one transaction). */
+  /** Most items in one batch. */
   readonly maxBatch: number;
   /** Most items waiting (not yet in a running batch); past it submit() refuses. */
   readonly maxPending: number;

@@ -21,9 +21,9 @@ export const DEFAULT_LIMITS: DeliveryLimits = {
   maxPendingSends: 20_000,
 };
 
-/** Most sends committed in one transaction. */
+/** Most sends written by one statement (one commit). */
 export const MAX_SENDS_PER_BATCH = 512;
-/** Most acks deleted in one transaction. */
+/** Most acks deleted by one statement. */
 export const MAX_ACKS_PER_BATCH = 4096;
 /** Most ids in one ack frame or REST ack request. */
 export const MAX_IDS_PER_ACK = 1024;

@@ -1,17 +1,14 @@
 /**
- * The narrow SQL seam the delivery code runs on. Two implementations: a node-postgres pool
- * (PostgreSQL, the fast path, with LISTEN/NOTIFY) and the app's Database (db.ts), used on
- * embedded PGlite, where it serialises transactions on the single connection.
+ * The narrow SQL seam the delivery code runs on: single statements only (each batch of sends is
+ * one read and one write statement, so no multi-statement transaction is needed). Two
+ * implementations: a node-postgres pool (PostgreSQL, the fast path; LISTEN/NOTIFY has its own
+ * connection in wake-bus.ts) and the app's Database (db.ts), used on embedded PGlite, where it
+ * hands the single connection to one statement at a time.
  */
 import pg from 'pg';
 
-export interface SqlClient {
+export interface SqlDatabase {
   query<R extends object = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<R[]>;
-}
-
-export interface SqlDatabase extends SqlClient {
-  /** Runs fn in one transaction: committed when fn resolves, rolled back when it throws. */
-  transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T>;
   /** PostgreSQL proper (several instances, LISTEN/NOTIFY) or an embedded single-process engine. */
   readonly kind: 'postgres' | 'embedded';
 }
@@ -32,32 +29,6 @@ export class PgSqlDatabase implements SqlDatabase {
     return res.rows as R[];
   }
 
-  async transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    let broken = false;
-    try {
-      await client.query('BEGIN');
-      const tx: SqlClient = {
-        async query<R extends object>(text: string, params?: readonly unknown[]): Promise<R[]> {
-          const res = await client.query(text, params as unknown[] | undefined);
-          return res.rows as R[];
-        },
-      };
-      const out = await fn(tx);
-      await client.query('COMMIT');
-      return out;
-    } catch (err) {
-      try {
-        await client.query('ROLLBACK');
-      } catch {
-        broken = true;
-      }
-      throw err;
-    } finally {
-      client.release(broken);
-    }
-  }
-
   async close(): Promise<void> {
     await this.pool.end();
   }
@@ -69,10 +40,7 @@ export interface AppDatabaseLike {
   transaction<T>(fn: (tx: { query<R>(sql: string, params?: readonly unknown[]): Promise<{ rows: R[] }> }) => Promise<T>): Promise<T>;
 }
 
-/**
- * Adapter over the app's Database (db.ts). On PGlite every statement, even a lone read, runs in
- * the app's transaction helper, which hands the single connection to one caller at a time.
- */
+/** Adapter over the app's Database (db.ts): every statement runs through its transaction helper. */
 export class AppSqlDatabase implements SqlDatabase {
   readonly kind: 'postgres' | 'embedded';
 
@@ -82,15 +50,5 @@ export class AppSqlDatabase implements SqlDatabase {
 
   query<R extends object>(text: string, params?: readonly unknown[]): Promise<R[]> {
     return this.db.transaction(async (tx) => (await tx.query<R>(text, params)).rows);
-  }
-
-  transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T> {
-    return this.db.transaction((tx) =>
-      fn({
-        async query<R extends object>(text: string, params?: readonly unknown[]): Promise<R[]> {
-          return (await tx.query<R>(text, params)).rows;
-        },
-      }),
-    );
   }
 }
