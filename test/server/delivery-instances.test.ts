@@ -64,8 +64,8 @@ describe.skipIf(!reachable)('delivery: several instances (PostgreSQL)', () => {
     const max = lat[49]!;
     console.log(`cross-instance send -> receive: p50 ${p50.toFixed(1)} ms, max ${max.toFixed(1)} ms`);
     // A poll-based design would show its interval here; NOTIFY is immediate.
-    expect(p50).toBeLessThan(50);
-    expect(max).toBeLessThan(1000);
+    expect(p50).toBeLessThan(100);
+    expect(max).toBeLessThan(2000);
     await tx.close();
     await rx.close();
   });
