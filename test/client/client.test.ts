@@ -128,3 +128,34 @@ describe('client SDK against a real server', () => {
     await expect(GChatClient.register(memoryOptions(), { serverUrl: server.url, username: name, password: PASSWORD })).rejects.toMatchObject({ status: 409, code: 'username_taken' });
   });
 });
+
+describe('key upkeep', () => {
+  it('tops OPKs and one-time PQPKs back up to 100 once they fall below 20, ids never reused', async () => {
+    const alice = await registered(server.url, uniq('alice'));
+    const bob = await registered(server.url, uniq('bob'));
+    const { GChatApi } = await import('../../src/client/transport/api.js');
+    const token = ((await alice.options.store.get(keys.identity)) as { token: string }).token;
+    const asAlice = new GChatApi(server.url, token);
+    const bobApi = new GChatApi(server.url, ((await bob.options.store.get(keys.identity)) as { token: string }).token);
+    // Each claim uses up one OPK and one one-time PQPK of bob's device.
+    for (let i = 0; i < 85; i++) await asAlice.bundles(bob.client.userId);
+    expect(await bobApi.prekeyStatus(bob.client.userId, 1)).toMatchObject({ opks: 15, pqpks: 15 });
+    await bob.client.upkeep();
+    const after = await bobApi.prekeyStatus(bob.client.userId, 1);
+    expect(after).toMatchObject({ opks: 100, pqpks: 100 });
+    expect(after.maxIds.opk).toBe(185);
+    // nothing to do the second time
+    await bob.client.upkeep();
+    expect((await bobApi.prekeyStatus(bob.client.userId, 1)).maxIds.opk).toBe(185);
+    // a bundle claimed now still opens a session bob can read
+    await alice.client.start();
+    await bob.client.start();
+    try {
+      const id = await alice.client.sendText(bob.client.userId, 'with a fresh OPK');
+      await waitFor('bob reads it', () => bob.seen.messages.some((m) => m.messageId === id));
+    } finally {
+      await alice.client.stop();
+      await bob.client.stop();
+    }
+  });
+});
