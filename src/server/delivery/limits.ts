@@ -31,6 +31,8 @@ export const MAX_IDS_PER_ACK = 1024;
 export const STREAM_WINDOW = 512;
 /** Envelopes fetched from the queue in one query (stream page, REST list page). */
 export const FETCH_PAGE = 256;
+/** A stream whose queue read failed reads again after this long (ms). */
+export const PUMP_RETRY_MS = 1000;
 /** Most rows one GC statement deletes. */
 export const GC_BATCH = 2000;
 /** Most GC statements one run issues per kind before yielding to the next tick. */

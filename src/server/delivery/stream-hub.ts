@@ -7,7 +7,7 @@
 import type { Envelope, ServerFrame } from './schemas.js';
 import type { DeviceRef, QueueRepository } from './queue-repository.js';
 import type { Wake } from './wake-bus.js';
-import { FETCH_PAGE, STREAM_WINDOW } from './limits.js';
+import { FETCH_PAGE, PUMP_RETRY_MS, STREAM_WINDOW } from './limits.js';
 
 /** The socket side of a stream, as the hub sees it. */
 export interface StreamSink {
@@ -28,6 +28,7 @@ export class Stream {
   /** True when the last queue read found nothing more than what is in flight. */
   private caughtUp = false;
   private drainedSent = false;
+  private retry: NodeJS.Timeout | null = null;
   closed = false;
 
   constructor(
@@ -47,8 +48,16 @@ export class Stream {
     this.pumping = true;
     void this.pumpLoop()
       .catch((err: unknown) => {
+        // The queue could not be read (database away): try again shortly, or the stream would
+        // wait for a wake-up that may never come.
         this.caughtUp = false;
         this.onError(err);
+        if (!this.retry && !this.closed) {
+          this.retry = setTimeout(() => {
+            this.retry = null;
+            this.pump();
+          }, PUMP_RETRY_MS);
+        }
       })
       .finally(() => {
         this.pumping = false;
@@ -104,6 +113,7 @@ export class Stream {
   }
 
   close(code: number, reason: string): void {
+    if (this.retry) clearTimeout(this.retry);
     if (this.closed) return;
     this.closed = true;
     this.sink.close(code, reason);
@@ -140,7 +150,7 @@ export class StreamHub {
   }
 
   detach(stream: Stream): void {
-    stream.closed = true;
+    stream.close(1000, 'closed');
     if (this.byDevice.get(stream.device) === stream) this.byDevice.delete(stream.device);
   }
 

@@ -96,7 +96,9 @@ export class StreamServer {
       () => stream.acked(ids),
       (err: unknown) => {
         this.deps.log?.('ack failed', err);
-        // The client did not get `acked`, so it will ack again (or receive these again).
+        // The ids stay in flight on this stream and would never be sent again on it: close it, so
+        // the client reconnects, acks again and receives what is still queued.
+        stream.close(1011, 'ack could not be stored');
       },
     );
   }
