@@ -128,9 +128,13 @@ export function createDelivery(deps: DeliveryDeps): Delivery {
     },
     async close() {
       if (gcTimer) clearInterval(gcTimer);
-      hub.closeAll();
+      // New streams and sends are refused; what is in flight is committed and answered; then
+      // the streams close (1012) and their clients reconnect to another instance.
+      hub.stopAccepting();
+      stream.draining = true;
       await sends.idle();
       await ackBatcher.idle();
+      hub.closeAll();
       stream.close();
       await gcRunning?.catch(() => undefined);
       await wakeBus.close();

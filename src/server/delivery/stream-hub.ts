@@ -180,7 +180,12 @@ export class StreamHub {
     s.close(4003, 'device removed');
   }
 
-  /** Graceful shutdown: refuse new streams, close the open ones (clients reconnect elsewhere). */
+  /** Graceful shutdown, first step: new streams are refused (1012). */
+  stopAccepting(): void {
+    this.accepting = false;
+  }
+
+  /** Graceful shutdown, last step: close the open streams (clients reconnect elsewhere). */
   closeAll(): void {
     this.accepting = false;
     for (const s of this.byDevice.values()) s.close(1012, 'server restarting');

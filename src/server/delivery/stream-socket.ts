@@ -9,7 +9,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { ClientFrame, type ServerFrame } from './schemas.js';
 import type { Sender, SendService } from './send-service.js';
 import type { Stream, StreamHub, AckCommitter } from './stream-hub.js';
-import { sendFailure, sendOutcome } from './outcome.js';
+import { errorBody, sendFailure, sendOutcome } from './outcome.js';
 import { STREAM_PING_MS } from './limits.js';
 
 export const STREAM_PATH = '/v1/stream';
@@ -28,6 +28,8 @@ export class StreamServer {
   readonly wss: WebSocketServer;
   private readonly alive = new WeakSet<WebSocket>();
   private readonly pinger: NodeJS.Timeout;
+  /** Set by a graceful stop: sends are refused (503) while the ones in flight are committed. */
+  draining = false;
 
   constructor(private readonly deps: StreamSocketDeps) {
     this.wss = new WebSocketServer({
@@ -105,6 +107,10 @@ export class StreamServer {
 
   private onSend(ws: WebSocket, sender: Sender, frame: Extract<ClientFrame, { op: 'send' }>): void {
     const { rid, op: _op, ...req } = frame;
+    if (this.draining) {
+      const o = errorBody('unavailable', 'the server is restarting; send again on a new connection');
+      return reply(ws, { op: 'sent', rid, status: o.status, body: o.body });
+    }
     this.deps.sends.send(sender, req).then(
       (r) => {
         const o = sendOutcome(r);
