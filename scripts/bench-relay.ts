@@ -19,8 +19,9 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -243,7 +244,11 @@ async function pgbench(url: string): Promise<{ c1: number; c16: number }> {
     if (!m) throw new Error(`pgbench failed: ${r.stderr}`);
     return Number(m[1]);
   };
-  return { c1: run(1), c16: run(16) };
+  try {
+    return { c1: run(1), c16: run(16) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 async function main(): Promise<void> {
@@ -303,14 +308,18 @@ async function main(): Promise<void> {
     running = false;
     await Promise.all(loops);
     log(`sustained: ${rate.toFixed(0)} messages/s delivered, ${arate.toFixed(0)} sends/s committed (${PAIRS} senders x ${WINDOW} in flight, ${PAIRS} receivers, ${SECONDS} s); server CPU ${(cpu * 100).toFixed(0)}%, RSS ${rssMb(pid).toFixed(0)} MB`);
-    await new Promise((r) => setTimeout(r, 1000)); // let receivers drain
+    await new Promise((r) => setTimeout(r, 3000)); // receivers drain, the database settles (autovacuum)
 
-    // 2. Latency at a fixed offered load, open loop.
+    // 2. Latency at a fixed offered load, open loop; the first second is warm-up, not counted.
     lat.length = 0;
     sentAt.clear();
     const answerLat: number[] = [];
-    const total = OFFERED * SECONDS;
+    const warmup = OFFERED;
+    const total = OFFERED * SECONDS + warmup;
+    const eld = monitorEventLoopDelay({ resolution: 1 });
+    eld.enable();
     const tStart = performance.now();
+    let lastRss = 0;
     let rssPeak = 0;
     let sentCount = 0;
     await new Promise<void>((resolve) => {
@@ -320,11 +329,17 @@ async function main(): Promise<void> {
           const i = sentCount % PAIRS;
           const mid = uuidv7();
           const t = performance.now();
-          sentAt.set(mid, t);
-          void send(sconns[i]!, senders[i]!, receivers[i]!, mid).then(() => answerLat.push(performance.now() - t));
+          const counted = sentCount >= warmup;
+          if (counted) sentAt.set(mid, t);
+          void send(sconns[i]!, senders[i]!, receivers[i]!, mid).then(() => {
+            if (counted) answerLat.push(performance.now() - t);
+          });
           sentCount++;
         }
-        rssPeak = Math.max(rssPeak, rssMb(pid));
+        if (performance.now() - lastRss > 100) {
+          lastRss = performance.now();
+          rssPeak = Math.max(rssPeak, rssMb(pid));
+        }
         if (sentCount >= total) {
           clearInterval(tick);
           resolve();
@@ -333,12 +348,14 @@ async function main(): Promise<void> {
     });
     const until = performance.now() + 5000;
     while (sentAt.size > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 50));
+    eld.disable();
     const sorted = [...lat].sort((a, b) => a - b);
     const asorted = [...answerLat].sort((a, b) => a - b);
     log(
-      `latency at ${OFFERED} messages/s offered (${total} messages, ${sentAt.size} not received): ` +
+      `latency at ${OFFERED} messages/s offered (${total - warmup} messages after a 1 s warm-up, ${sentAt.size} not received): ` +
         `send to receipt p50 ${pct(sorted, 50).toFixed(1)} ms, p95 ${pct(sorted, 95).toFixed(1)} ms, p99 ${pct(sorted, 99).toFixed(1)} ms, max ${(sorted[sorted.length - 1] ?? NaN).toFixed(1)} ms ` +
-        `(send to stored answer p50 ${pct(asorted, 50).toFixed(1)} ms, p99 ${pct(asorted, 99).toFixed(1)} ms); server RSS peak ${rssPeak.toFixed(0)} MB`,
+        `(send to stored answer p50 ${pct(asorted, 50).toFixed(1)} ms, p99 ${pct(asorted, 99).toFixed(1)} ms); server RSS peak ${rssPeak.toFixed(0)} MB; ` +
+        `load generator event-loop delay p99 ${(eld.percentile(99) / 1e6).toFixed(1)} ms, max ${(eld.max / 1e6).toFixed(1)} ms`,
     );
     for (const c of conns) c.ws.terminate();
     conns.length = 0;
