@@ -8,7 +8,7 @@ import { checkNewPassphrase, formatRecoveryCode, generateRecoveryCode, openBacku
 import { generateSigningKeyPair, signDeviceCert } from '../protocol/keys.js';
 import { type CryptoProvider, type RandomSource, defaultCrypto, systemRandom } from '../protocol/primitives.js';
 import type { ProtocolContext } from '../protocol/session.js';
-import { type ClientCore, type ClientEvents, EventBus, localDevice } from './core.js';
+import { Background, type ClientCore, type ClientEvents, EventBus, localDevice } from './core.js';
 import { makeInitialPrekeys } from './device-keys.js';
 import { Directory } from './directory.js';
 import { Inbox } from './inbox.js';
@@ -97,6 +97,7 @@ export class GChatClient {
       lock: new Mutex(),
       events: this.events,
       retentionMs: options.retentionMs ?? DEFAULT_RETENTION_MS,
+      background: new Background(),
     };
     this.directory = new Directory(this.core);
     this.outbox = new Outbox(this.core, this.directory);
@@ -210,8 +211,8 @@ export class GChatClient {
     });
     this.stream.start();
     this.outbox.start();
-    void this.upkeep();
-    this.upkeepTimer = setInterval(() => void this.upkeep(), UPKEEP_INTERVAL_MS);
+    this.core.background.run(() => this.upkeep());
+    this.upkeepTimer = setInterval(() => this.core.background.run(() => this.upkeep()), UPKEEP_INTERVAL_MS);
   }
 
   /** Key upkeep and pending session-resets; failures are retried at the next interval. */
@@ -224,10 +225,14 @@ export class GChatClient {
     }
   }
 
+  /** Disconnects and waits for every piece of work in flight, so the store can be closed or reopened. */
   async stop(): Promise<void> {
     if (this.upkeepTimer) clearInterval(this.upkeepTimer);
     this.stream?.stop();
     await this.stream?.idle().catch(() => undefined);
+    await this.outbox.stop();
+    await this.core.background.settle();
+    // Background work may have queued more (a reset, a re-send): that waits in the outbox for the next start.
     await this.outbox.stop();
     this.stream = null;
   }

@@ -49,6 +49,24 @@ export interface ClientCore {
   readonly events: EventBus;
   /** How long the server keeps undelivered messages; the outbox gives up after it. */
   readonly retentionMs: number;
+  /** Work started in the background (upkeep, resets, re-sends): `stop()` waits for it. */
+  readonly background: Background;
+}
+
+/** Tracks fire-and-forget work so that stopping the client waits for it instead of racing it. */
+export class Background {
+  private readonly tasks = new Set<Promise<unknown>>();
+
+  run(task: () => Promise<unknown>): void {
+    const p: Promise<unknown> = task()
+      .catch(() => undefined)
+      .finally(() => this.tasks.delete(p));
+    this.tasks.add(p);
+  }
+
+  async settle(): Promise<void> {
+    while (this.tasks.size) await Promise.all([...this.tasks]);
+  }
 }
 
 export function localDevice(id: StoredIdentity): LocalDevice {

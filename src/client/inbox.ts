@@ -160,7 +160,7 @@ export class Inbox {
         // The peer could not read these: send each of ours again, under the same id, to that device.
         for (const id of c.ids) {
           const idx = (await batch.get(keys.sentIndex(id))) as { conversation: string } | undefined;
-          if (idx) effects.push(() => void this.outbox.resend(id, idx.conversation, { user: env.sender, device: env.sender_device }));
+          if (idx) effects.push(() => this.core.background.run(() => this.outbox.resend(id, idx.conversation, { user: env.sender, device: env.sender_device })));
         }
         return null;
       }
@@ -177,14 +177,14 @@ export class Inbox {
       // Signed under an account key we do not trust (yet): keep it until the user decides.
       await kv.write([[`held/${encodeURIComponent(env.sender)}/${env.id}`, env as unknown as Json]]);
       // Refreshing flags a changed AK (and tells the UI); a network failure is retried on the next message.
-      effects.push(() => void this.directory.refreshDevices(env.sender).catch(() => undefined));
+      effects.push(() => this.core.background.run(() => this.directory.refreshDevices(env.sender)));
       return;
     }
     const key = keys.resetSentAt(env.sender, env.sender_device);
     const state = ((await kv.get(key)) as ResetState | undefined) ?? { sentAt: null, pending: [] };
     const next: ResetState = { ...state, pending: [...new Set([...state.pending, env.message_id])] };
     await kv.write([[key, next as unknown as Json]]);
-    effects.push(() => void this.sendResets().catch(() => undefined));
+    effects.push(() => this.core.background.run(() => this.sendResets()));
   }
 
   /**

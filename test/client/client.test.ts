@@ -159,3 +159,47 @@ describe('key upkeep', () => {
     }
   });
 });
+
+describe('session reset (SPEC §7)', () => {
+  it('a device that lost its session asks for a resend, at most once an hour, and reads the message under its id', async () => {
+    let skew = 0;
+    const alice = await registered(server.url, uniq('alice'));
+    const bob = await registered(server.url, uniq('bob'), { now: () => Date.now() + skew });
+    await alice.client.start();
+    await bob.client.start();
+    let bob2: GChatClient | null = null;
+    try {
+      const m1 = await alice.client.sendText(bob.client.userId, 'one');
+      await waitFor('bob reads one', () => bob.seen.messages.some((m) => m.messageId === m1));
+      const r1 = await bob.client.sendText(alice.client.userId, 'reply');
+      await waitFor('alice reads the reply', () => alice.seen.messages.some((m) => m.messageId === r1));
+      // Bob's device loses its session state with Alice's device (say, restored from an old copy).
+      await bob.client.stop();
+      await bob.options.store.write([[keys.sessions(alice.client.userId, 1), undefined]]);
+      bob2 = await GChatClient.open(bob.options);
+      const seen = new Observer(bob2);
+      await bob2.start();
+      const m2 = await alice.client.sendText(bob.client.userId, 'two');
+      await waitFor('bob reads two after the reset', () => seen.messages.some((m) => m.messageId === m2), 60_000);
+      expect(seen.messages.filter((m) => m.messageId === m2)).toHaveLength(1);
+      await waitFor('two delivered', () => alice.seen.statuses.get(m2) === 'delivered');
+      // Lost again within the hour: the next unreadable message waits for the hour to pass.
+      const resets = async () => (await bob.options.store.list('resets/'))[0]?.[1] as { sentAt: number | null; pending: string[] } | undefined;
+      await bob2.stop();
+      await bob.options.store.write([[keys.sessions(alice.client.userId, 1), undefined]]);
+      bob2 = await GChatClient.open(bob.options);
+      const seen2 = new Observer(bob2);
+      await bob2.start();
+      const m3 = await alice.client.sendText(bob.client.userId, 'three');
+      await waitFor("m3 recorded as unreadable", async () => (await resets())?.pending.includes(m3) ?? false, 20_000);
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(seen2.messages.some((m) => m.messageId === m3)).toBe(false);
+      skew += 3600 * 1000 + 1000;
+      await bob2.upkeep();
+      await waitFor('bob reads three after the hour', () => seen2.messages.some((m) => m.messageId === m3), 60_000);
+    } finally {
+      await alice.client.stop();
+      await bob2?.stop();
+    }
+  });
+});

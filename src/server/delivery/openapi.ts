@@ -4,7 +4,7 @@
  */
 import { OpenAPIRegistry, OpenApiGeneratorV31, type RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
-import { AckAnswer, AckRequest, ClientFrame, DeviceMismatch, EnvelopeList, ErrorInfo, SendAnswer, SendRequest, ServerFrame } from './schemas.js';
+import { AckAnswer, AckRequest, ClientFrame, DeviceMismatch, EnvelopeList, ErrorInfo, ResendRequest, SendAnswer, SendRequest, ServerFrame } from './schemas.js';
 import { DELIVERY_ERROR_STATUS } from './outcome.js';
 import { STREAM_PATH, STREAM_SUBPROTOCOL } from './stream-socket.js';
 
@@ -36,6 +36,22 @@ export function deliveryOpenApi(): { paths: Record<string, unknown>; schemas: Re
     responses: {
       200: json(SendAnswer, 'stored (or stored before: same answer)'),
       ...errors(['invalid_request', 'not_found', 'device_mismatch', 'message_id_conflict', 'payload_too_large', 'rate_limited', 'queue_full', 'unavailable']),
+    },
+  });
+  r.registerPath({
+    method: 'post',
+    path: '/v1/messages/resend',
+    tags: ['messages'],
+    summary: 'Send an accepted message again, same message_id, to one device that could not read it (SPEC §7 session-reset)',
+    description:
+      'Only for a message_id this device sent within the retention, to a current device of the original recipient account or of ' +
+      "the sender's own account, under that device's current key (409 device_mismatch otherwise; 404 if no such send). " +
+      'The receiver deduplicates on (sender, message_id).',
+    security,
+    request: { body: { required: true, content: { 'application/json': { schema: ResendRequest } } } },
+    responses: {
+      200: json(SendAnswer, 'queued for that device'),
+      ...errors(['invalid_request', 'not_found', 'device_mismatch', 'payload_too_large', 'rate_limited', 'queue_full', 'unavailable']),
     },
   });
   r.registerPath({

@@ -45,6 +45,8 @@ export function sendOutcome(r: SendResult): HttpOutcome {
       return errorBody('invalid_request', r.reason);
     case 'too_large':
       return errorBody('payload_too_large', r.reason);
+    case 'not_sent':
+      return errorBody('not_found', 'this device sent no message with this message_id within the retention');
   }
 }
 

@@ -224,6 +224,35 @@ export class QueueRepository {
     return won;
   }
 
+  /** Queues envelopes that need no dedup entry (re-sends of accepted messages) and notifies, in one statement. */
+  async insertEnvelopes(envs: readonly NewEnvelope[], notify: readonly string[]): Promise<void> {
+    if (envs.length === 0) return;
+    const [eAcc, eDev] = split(envs.map((e) => e.device));
+    await this.db.query(
+      `WITH e AS (
+         INSERT INTO delivery_envelopes (id, account_id, device_id, message_id, sender, sender_device, type, body, server_ts)
+         SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[], $6::bigint[], $7::smallint[], $8::text[], $9::bigint[])
+         RETURNING 1
+       ), n AS (
+         SELECT pg_notify($10, p) FROM unnest($11::text[]) AS p
+       )
+       SELECT (SELECT count(*) FROM e) AS queued, (SELECT count(*) FROM n) AS notified`,
+      [
+        envs.map((e) => e.id),
+        eAcc,
+        eDev,
+        envs.map((e) => e.messageId),
+        envs.map((e) => e.sender),
+        envs.map((e) => e.senderDevice),
+        envs.map((e) => e.type),
+        envs.map((e) => e.body),
+        envs.map((e) => e.serverTs),
+        WAKE_CHANNEL,
+        notify,
+      ],
+    );
+  }
+
   /** A device's queue in id order, skipping ids the caller already holds. */
   async fetch(device: DeviceRef, exclude: readonly string[], limit: number): Promise<Envelope[]> {
     const [[acc], [dev]] = split([device]);

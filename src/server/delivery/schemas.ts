@@ -41,6 +41,14 @@ export const SendRequest = z.object({
 }).meta({ id: 'SendRequest' });
 export type SendRequest = z.infer<typeof SendRequest>;
 
+/** SPEC §7: an accepted message sent again, same message_id, to one device that could not read it. */
+export const ResendRequest = z.object({
+  message_id: MessageId,
+  recipient: z.string().min(1).max(256).describe('the recipient account of the original send'),
+  copy: SealedCopy.describe('the new sealed copy for the one device that sent a session-reset'),
+});
+export type ResendRequest = z.infer<typeof ResendRequest>;
+
 export const QueuedCopy = DeviceAddress.extend({ id: ServerId });
 export const SendAnswer = z.object({
   message_id: z.string(),

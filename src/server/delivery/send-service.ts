@@ -9,7 +9,7 @@ import type { DeliveryLimits } from './limits.js';
 import { MAX_SENDS_PER_BATCH } from './limits.js';
 import { GroupCommit } from './group-commit.js';
 import { type DeviceRef, type NewEnvelope, type NewSend, type QueueRepository, envelopeOf, sendKey } from './queue-repository.js';
-import type { DeviceAddress, Envelope, SendAnswer, SendRequest } from './schemas.js';
+import type { DeviceAddress, Envelope, ResendRequest, SendAnswer, SendRequest } from './schemas.js';
 import type { WakeBus } from './wake-bus.js';
 
 /** The authenticated device that sends. */
@@ -33,7 +33,9 @@ export type SendResult =
   | { readonly kind: 'unknown_recipient' }
   | { readonly kind: 'queue_full'; readonly devices: DeviceAddress[] }
   | { readonly kind: 'invalid'; readonly reason: string }
-  | { readonly kind: 'too_large'; readonly reason: string };
+  | { readonly kind: 'too_large'; readonly reason: string }
+  /** A re-send of a message_id this device never sent (or whose dedup entry expired). */
+  | { readonly kind: 'not_sent' };
 
 interface Command {
   readonly sender: Sender;
@@ -87,6 +89,50 @@ export class SendService {
       if (d.kind !== 'retry') return d;
     }
     throw new Error('send: dedup entry not visible after retries');
+  }
+
+  /**
+   * SPEC §7: queues an accepted message again, same message_id, for one device that could not
+   * read it (it sent a session-reset). Only a message this sending device sent within the
+   * retention can be re-sent, only to a current device of the recipient or of the sender's own
+   * account, under that device's current key. The receiver deduplicates on (sender, message_id),
+   * so a re-send of something it did read is dropped there.
+   */
+  async resend(sender: Sender, req: ResendRequest): Promise<SendResult> {
+    const pre = this.precheck(sender, { message_id: req.message_id, recipient: req.recipient, copies: [req.copy] });
+    if (pre) return pre;
+    const { repo, limits } = this.deps;
+    const now = this.deps.now();
+    const snap = await repo.readBatch({
+      keys: [{ senderDevice: sender.deviceRef, messageId: req.message_id }],
+      usernames: [...new Set([req.recipient, sender.username])],
+      idCount: 1,
+      cap: limits.maxQueuePerDevice,
+      now,
+    });
+    if (snap.sends.length === 0) return { kind: 'not_sent' };
+    const stored = snap.sends[0]!.answer as SendAnswer;
+    const copy = req.copy;
+    // The original send's recipient must be this one: a re-send cannot reach anybody new.
+    if (!stored.envelopes.some((e) => e.user === copy.user)) return { kind: 'mismatch', missing: [], extra: [addressOf(copy)], stale: [] };
+    const device = (snap.devices.get(copy.user) ?? []).find((d) => d.device === copy.device && d.ref !== sender.deviceRef);
+    if (!device) return { kind: 'mismatch', missing: [], extra: [addressOf(copy)], stale: [] };
+    if (device.key !== copy.key) return { kind: 'mismatch', missing: [], extra: [], stale: [addressOf(copy)] };
+    if (device.queued + 1 > limits.maxQueuePerDevice) return { kind: 'queue_full', devices: [addressOf(copy)] };
+    const env: NewEnvelope = {
+      id: snap.ids[0]!,
+      senderRef: sender.deviceRef,
+      device: device.ref,
+      messageId: req.message_id,
+      sender: sender.username,
+      senderDevice: sender.device,
+      type: copy.type,
+      body: copy.body,
+      serverTs: now,
+    };
+    await repo.insertEnvelopes([env], this.deps.wakeBus.payloads([device.ref]));
+    this.deps.onCommitted(new Map([[device.ref, [envelopeOf(env)]]]));
+    return { kind: 'accepted', answer: { message_id: req.message_id, server_ts: now, envelopes: [{ user: copy.user, device: copy.device, id: env.id }] }, replay: false };
   }
 
   private precheck(sender: Sender, req: SendRequest): SendResult | null {

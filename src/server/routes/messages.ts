@@ -5,7 +5,7 @@
 import express, { type Request, type Response, type Router } from 'express';
 import type { Delivery } from '../delivery/index.js';
 import type { Sender } from '../delivery/send-service.js';
-import { AckRequest, SendRequest } from '../delivery/schemas.js';
+import { AckRequest, ResendRequest, SendRequest } from '../delivery/schemas.js';
 import { errorBody, sendFailure, sendOutcome, type HttpOutcome } from '../delivery/outcome.js';
 import { FETCH_PAGE, maxFrameBytes } from '../delivery/limits.js';
 
@@ -49,6 +49,21 @@ export function messagesRouter(deps: MessagesRouterDeps): Router {
     } catch (err) {
       const o = sendFailure(err);
       if (o.status >= 500) deps.log?.('send failed', err);
+      answer(res, o);
+    }
+  });
+
+  router.post('/v1/messages/resend', json, async (req, res) => {
+    res.locals.route = '/v1/messages/resend';
+    const sender = await who(req, res);
+    if (!sender) return;
+    const parsed = ResendRequest.safeParse(req.body);
+    if (!parsed.success) return answer(res, errorBody('invalid_request', parsed.error.issues[0]?.message ?? 'bad resend'));
+    try {
+      answer(res, sendOutcome(await delivery.sends.resend(sender, parsed.data)));
+    } catch (err) {
+      const o = sendFailure(err);
+      if (o.status >= 500) deps.log?.('resend failed', err);
       answer(res, o);
     }
   });
