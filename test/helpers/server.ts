@@ -2,6 +2,7 @@
 import type { AppDeps, AppExtensions } from '../../src/server/app.js';
 import { loadConfig, type Config } from '../../src/server/config.js';
 import type { Database } from '../../src/server/db.js';
+import { mountDelivery } from '../../src/server/delivery/mount.js';
 import { createAppDeps, createLogger, startServer, type RunningServer } from '../../src/server/server.js';
 
 /** Configuration for tests: port 0, loopback, Argon2id at its cheapest, generous rate limits. */
@@ -45,14 +46,21 @@ export interface CallResult {
 
 export async function startTestServer(
   db: Database,
-  opts: { env?: Record<string, string>; overrides?: Partial<AppDeps>; extensions?: AppExtensions } = {},
+  opts: { env?: Record<string, string>; overrides?: Partial<AppDeps>; extensions?: AppExtensions; delivery?: boolean } = {},
 ): Promise<TestServer> {
   const config = testConfig(opts.env);
   const deps = createAppDeps(config, db, createLogger(config.logLevel), opts.overrides);
-  const server = await startServer({ config, deps, gc: false, ...(opts.extensions ? { extensions: opts.extensions } : {}) });
+  // With `delivery`, the whole server as main.ts builds it: messages routes and the stream too.
+  const delivery = opts.delivery ? mountDelivery(config, deps) : null;
+  const extensions = delivery?.extensions ?? opts.extensions;
+  const server = await startServer({ config, deps, gc: false, ...(extensions ? { extensions } : {}) });
+  await delivery?.start(server);
   return {
     ...server,
-    close: (graceMs?: number) => server.close(graceMs ?? 1000),
+    async close(graceMs?: number) {
+      await delivery?.close();
+      await server.close(graceMs ?? 1000);
+    },
     async call(method, path, o = {}) {
       const headers: Record<string, string> = { ...(o.headers ?? {}) };
       if (o.token !== undefined) headers.authorization = `Bearer ${o.token}`;

@@ -53,7 +53,7 @@ await describeEachDatabase('generated input', (kind) => {
 
   beforeAll(async () => {
     t = await openTestDatabase(kind);
-    server = await startTestServer(t.db, { env: { GCHAT_MAX_BODY_BYTES: String(64 * 1024) } });
+    server = await startTestServer(t.db, { env: { GCHAT_MAX_BODY_BYTES: String(64 * 1024) }, delivery: true });
     alice = await registerAccount(server, 'alice', { opks: 100, pqpks: 20 });
     bob = await registerAccount(server, 'bob', { opks: 5, pqpks: 5 });
     const d = alice.devices[0]!;
@@ -61,6 +61,10 @@ await describeEachDatabase('generated input', (kind) => {
     valid['POST /v1/accounts'] = (await registerBody('zed', { opks: 2, pqpks: 2 })).body as Json;
     valid['POST /v1/accounts/{username}/devices'] = { password: alice.password, device: newDeviceJson(newDevice) } as Json;
     valid['PUT /v1/accounts/{username}/backup'] = { blob: b64(systemRandom(100)) };
+    const copy = { user: 'bob', device: 1, key: b64(bob.devices[0]!.ik.publicKey), type: 1, body: b64(systemRandom(64)) };
+    valid['POST /v1/messages'] = { message_id: '0196f5a0-5c1e-7a3b-8c2d-d35335e0a478', recipient: 'bob', copies: [copy] };
+    valid['POST /v1/messages/resend'] = { message_id: '0196f5a0-5c1e-7a3b-8c2d-d35335e0a478', recipient: 'bob', copy };
+    valid['POST /v1/messages/ack'] = { ids: ['1', '2'] };
     valid['POST /v1/accounts/{username}/backup/recover'] = { password: alice.password };
     valid['POST /v1/accounts/{username}/bundles'] = { device_ids: [1, 2] };
     valid['POST /v1/accounts/{username}/devices/{deviceId}/keys'] = {
@@ -80,7 +84,9 @@ await describeEachDatabase('generated input', (kind) => {
         .filter((m) => ['get', 'post', 'put', 'delete'].includes(m))
         .map((m) => ({ method: m.toUpperCase(), path })),
     );
-    expect(routes.length).toBeGreaterThanOrEqual(10);
+    expect(routes.length).toBeGreaterThanOrEqual(14);
+    // the delivery routes are in the served document, so they are fuzzed too
+    expect(routes.map((r) => `${r.method} ${r.path}`)).toEqual(expect.arrayContaining(['POST /v1/messages', 'POST /v1/messages/resend', 'GET /v1/messages', 'POST /v1/messages/ack']));
 
     const segment = fc.oneof(
       fc.constantFrom('alice', 'bob', '1', '2', '0', '4294967295', '4294967296', '-1', '1.5', 'ALICE', '%ff', '%00', '..', ''),
