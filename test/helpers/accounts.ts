@@ -2,6 +2,7 @@
  * The client side of the server tests: real key material made with src/protocol, the JSON the
  * API takes, and fetched bundles turned back into the protocol's PreKeyBundle.
  */
+import { bundleFromJson } from '../../src/client/transport/api.js';
 import { expect } from 'vitest';
 import { fromBase64url, toBase64url as b64 } from '../../src/protocol/bytes.js';
 import type { PreKeyBundle } from '../../src/protocol/handshake.js';
@@ -125,26 +126,8 @@ export interface BundlesJson {
   bundles: BundleJson[];
 }
 
-/**
- * A fetched bundle in the protocol's shape (src/protocol/handshake.ts PreKeyBundle), ready for
- * verifyBundle and, once the session API is wired in, for initiate().
- */
-export function fetchedBundleToProtocol(username: string, b: BundleJson): PreKeyBundle {
-  return {
-    userId: username,
-    deviceId: b.device_id,
-    ikPub: fromBase64url(b.ik),
-    deviceCert: fromBase64url(b.device_cert),
-    spkId: b.spk.id,
-    spkPub: fromBase64url(b.spk.pub),
-    spkSig: fromBase64url(b.spk.sig),
-    opkId: b.opk ? b.opk.id : null,
-    opkPub: b.opk ? fromBase64url(b.opk.pub) : null,
-    pqpkId: b.pqpk.id,
-    pqpkPub: fromBase64url(b.pqpk.pub),
-    pqpkSig: fromBase64url(b.pqpk.sig),
-  };
-}
+/** A fetched bundle in the protocol's shape: the client SDK's own conversion. */
+export const fetchedBundleToProtocol = bundleFromJson;
 
 /** Claims `username`'s bundles as `token`'s device; returns the AK and the bundles in the protocol's shape. */
 export async function fetchBundlesForProtocol(

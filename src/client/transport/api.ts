@@ -90,7 +90,8 @@ function deviceJson(d: NewDeviceKeys) {
   return { device_id: d.deviceId, ik: b64(d.ikPub), device_cert: b64(d.deviceCert), ...prekeysJson(d.prekeys) };
 }
 
-interface BundleJson {
+/** A bundle as API v1 answers it (base64url), for one device. */
+export interface BundleJson {
   device_id: number;
   ik: string;
   device_cert: string;
@@ -214,20 +215,7 @@ export class GChatApi {
     );
     return {
       akPub: fromBase64url(r.ak),
-      bundles: r.bundles.map((b) => ({
-        userId: r.username,
-        deviceId: b.device_id,
-        ikPub: fromBase64url(b.ik),
-        deviceCert: fromBase64url(b.device_cert),
-        spkId: b.spk.id,
-        spkPub: fromBase64url(b.spk.pub),
-        spkSig: fromBase64url(b.spk.sig),
-        opkId: b.opk ? b.opk.id : null,
-        opkPub: b.opk ? fromBase64url(b.opk.pub) : null,
-        pqpkId: b.pqpk.id,
-        pqpkPub: fromBase64url(b.pqpk.pub),
-        pqpkSig: fromBase64url(b.pqpk.sig),
-      })),
+      bundles: r.bundles.map((b) => bundleFromJson(r.username, b)),
     };
   }
 
@@ -248,6 +236,24 @@ export class GChatApi {
   async ack(ids: string[]): Promise<number> {
     return (await this.call<{ acked: number }>('POST', '/v1/messages/ack', { ids })).acked;
   }
+}
+
+/** A bundle of `username`'s device in the protocol's shape, ready for verifyBundle / startSession. */
+export function bundleFromJson(username: string, b: BundleJson): PreKeyBundle {
+  return {
+    userId: username,
+    deviceId: b.device_id,
+    ikPub: fromBase64url(b.ik),
+    deviceCert: fromBase64url(b.device_cert),
+    spkId: b.spk.id,
+    spkPub: fromBase64url(b.spk.pub),
+    spkSig: fromBase64url(b.spk.sig),
+    opkId: b.opk ? b.opk.id : null,
+    opkPub: b.opk ? fromBase64url(b.opk.pub) : null,
+    pqpkId: b.pqpk.id,
+    pqpkPub: fromBase64url(b.pqpk.pub),
+    pqpkSig: fromBase64url(b.pqpk.sig),
+  };
 }
 
 export function deviceMismatchOf(e: unknown): DeviceMismatch | null {

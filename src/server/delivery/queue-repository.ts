@@ -173,7 +173,6 @@ export class QueueRepository {
     const won = new Set<string>();
     if (sends.length === 0) return won;
     const [sAcc, sDev] = split(sends.map((s) => s.senderDevice));
-    const [eAcc, eDev] = split(envs.map((e) => e.device));
     const [eSAcc] = split(envs.map((e) => e.senderRef));
     const rows = await this.db.query<{ won: unknown }>(
       `WITH s AS (
@@ -205,15 +204,7 @@ export class QueueRepository {
         sends.map((s) => JSON.stringify(s.answer)),
         sends.map((s) => s.expiresAt),
         now,
-        envs.map((e) => e.id),
-        eAcc,
-        eDev,
-        envs.map((e) => e.messageId),
-        envs.map((e) => e.sender),
-        envs.map((e) => e.senderDevice),
-        envs.map((e) => e.type),
-        envs.map((e) => e.body),
-        envs.map((e) => e.serverTs),
+        ...envelopeColumns(envs),
         eSAcc,
         WAKE_CHANNEL,
         notify,
@@ -227,7 +218,6 @@ export class QueueRepository {
   /** Queues envelopes that need no dedup entry (re-sends of accepted messages) and notifies, in one statement. */
   async insertEnvelopes(envs: readonly NewEnvelope[], notify: readonly string[]): Promise<void> {
     if (envs.length === 0) return;
-    const [eAcc, eDev] = split(envs.map((e) => e.device));
     await this.db.query(
       `WITH e AS (
          INSERT INTO delivery_envelopes (id, account_id, device_id, message_id, sender, sender_device, type, body, server_ts)
@@ -237,19 +227,7 @@ export class QueueRepository {
          SELECT pg_notify($10, p) FROM unnest($11::text[]) AS p
        )
        SELECT (SELECT count(*) FROM e) AS queued, (SELECT count(*) FROM n) AS notified`,
-      [
-        envs.map((e) => e.id),
-        eAcc,
-        eDev,
-        envs.map((e) => e.messageId),
-        envs.map((e) => e.sender),
-        envs.map((e) => e.senderDevice),
-        envs.map((e) => e.type),
-        envs.map((e) => e.body),
-        envs.map((e) => e.serverTs),
-        WAKE_CHANNEL,
-        notify,
-      ],
+      [...envelopeColumns(envs), WAKE_CHANNEL, notify],
     );
   }
 
@@ -337,6 +315,22 @@ export class QueueRepository {
     );
     return Number(rows[0]?.n ?? 0);
   }
+}
+
+/** The delivery_envelopes columns of `envs`, as the nine unnest() arrays both inserts take. */
+function envelopeColumns(envs: readonly NewEnvelope[]): unknown[] {
+  const [acc, dev] = split(envs.map((e) => e.device));
+  return [
+    envs.map((e) => e.id),
+    acc,
+    dev,
+    envs.map((e) => e.messageId),
+    envs.map((e) => e.sender),
+    envs.map((e) => e.senderDevice),
+    envs.map((e) => e.type),
+    envs.map((e) => e.body),
+    envs.map((e) => e.serverTs),
+  ];
 }
 
 export function sendKey(senderDevice: DeviceRef, messageId: string): string {
