@@ -4,8 +4,10 @@
  * deletes replaced SPKs after 30 days.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fromBase64url, toBase64url as b64 } from '../../src/protocol/bytes.js';
+import { fromBase64url, fromUtf8, toBase64url as b64, utf8 } from '../../src/protocol/bytes.js';
 import { verifyBundle } from '../../src/protocol/handshake.js';
+import { MemoryProtocolStore } from '../../src/protocol/memory-store.js';
+import { decryptMessage, encryptMessage, startSession } from '../../src/protocol/session.js';
 import { generateOneTimePrekeys, generatePqPrekey, generateSignedPrekey } from '../../src/protocol/keys.js';
 import { OLD_SPK_RETENTION_MS } from '../../src/protocol/limits.js';
 import { systemRandom } from '../../src/protocol/primitives.js';
@@ -110,6 +112,30 @@ await describeEachDatabase('register -> add device -> upload -> bundles', (kind)
     expect(b2.pqpkId).toBe(2000);
     const counts = await server.call('GET', '/v1/accounts/alice/devices/1/keys', { token: alice.devices[0]!.token });
     expect(PrekeyStatusOut.parse(counts.json)).toMatchObject({ opk_count: 9, pqpk_count: 9, spk_id: 1, max_ids: { opk: 10, pqpk: 11, spk: 1 } });
+  });
+
+  it('a session started from a fetched bundle decrypts at the other side', async () => {
+    const { akPub, bundles } = await fetchBundlesForProtocol(server, bob.devices[0]!.token, 'alice');
+    const target = alice.devices[0]!;
+    const bundle = bundles.find((b) => b.deviceId === target.deviceId)!;
+    // Bob's side: his device keys and Alice's AK as fetched (trust on first use).
+    const bobDevice = bob.devices[0]!;
+    const bobStore = new MemoryProtocolStore();
+    bobStore.pinnedAccountKeys.set('alice', akPub);
+    const ctx = { crypto, random: systemRandom, now: () => Date.now() };
+    const bobSelf = { userId: 'bob', deviceId: bobDevice.deviceId, ik: bobDevice.ik, akPub: bob.ak.publicKey, deviceCert: bobDevice.cert };
+    await startSession(ctx, bobStore, bobSelf, bundle);
+    const sealed = await encryptMessage(ctx, bobStore, { userId: 'alice', deviceId: target.deviceId }, utf8('{"v":1,"hello":"alice"}'));
+    // Alice's side: the private halves of exactly the keys the server handed out.
+    const aliceStore = new MemoryProtocolStore();
+    aliceStore.pinnedAccountKeys.set('bob', bob.ak.publicKey);
+    aliceStore.signedPrekeys.set(target.spk.id, target.spk);
+    for (const k of target.opks) aliceStore.oneTimePrekeys.set(k.id, k);
+    for (const k of [...target.pqpks, target.lastResort]) aliceStore.pqPrekeys.set(k.id, { seed: k.seed, oneTime: k.oneTime });
+    const aliceSelf = { userId: 'alice', deviceId: target.deviceId, ik: target.ik, akPub: alice.ak.publicKey, deviceCert: target.cert };
+    const opened = await decryptMessage(ctx, aliceStore, aliceSelf, { userId: 'bob', deviceId: bobDevice.deviceId }, sealed.wire);
+    expect(fromUtf8(opened.plaintext)).toBe('{"v":1,"hello":"alice"}');
+    expect(aliceStore.oneTimePrekeys.has(bundle.opkId!)).toBe(false);
   });
 
   it("leaves the requesting device out of its own account's bundles, and fetches only the devices asked for", async () => {
