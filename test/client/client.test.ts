@@ -203,3 +203,31 @@ describe('session reset (SPEC §7)', () => {
     }
   });
 });
+
+describe('what SPEC §6 allows only from certain senders', () => {
+  it('drops `to`, device-sync and edits of others\' messages from another account, and reports them', async () => {
+    const alice = await registered(server.url, uniq('alice'));
+    const bob = await registered(server.url, uniq('bob'));
+    const mallory = await registered(server.url, uniq('mallory'));
+    const suspicious: string[] = [];
+    bob.client.on('suspicious', (s) => suspicious.push(`${s.from}: ${s.reason}`));
+    for (const c of [alice.client, bob.client, mallory.client]) await c.start();
+    try {
+      const fromAlice = await alice.client.sendText(bob.client.userId, 'original');
+      await waitFor('bob has it', () => bob.seen.messages.some((m) => m.messageId === fromAlice));
+      // A modified client: the SDK's public API cannot send these.
+      const forge = (body: object) => (mallory.client as unknown as { outbox: { enqueue(to: string, b: object): Promise<string> } }).outbox.enqueue(bob.client.userId, body);
+      await forge({ kind: 'text', body: 'pretend I am one of your devices', to: alice.client.userId });
+      await forge({ kind: 'device-sync', type: 'contacts', data: {} });
+      await forge({ kind: 'text', body: 'edited by someone else', edit_of: fromAlice });
+      const fine = await mallory.client.sendText(bob.client.userId, 'an honest message');
+      await waitFor('the honest one arrives', () => bob.seen.messages.some((m) => m.messageId === fine));
+      await waitFor('three reports', () => suspicious.length === 3);
+      expect(suspicious.map((s) => s.split(': ')[1]).sort()).toEqual(['`to` from another account', 'device-sync from another account', 'edit of a message from another sender']);
+      expect(bob.seen.messages.map((m) => m.body)).toEqual(['original', 'an honest message']);
+      expect((await bob.client.messages(alice.client.userId)).map((m) => m.messageId)).toEqual([fromAlice]);
+    } finally {
+      for (const c of [alice.client, bob.client, mallory.client]) await c.stop();
+    }
+  });
+});
