@@ -100,6 +100,44 @@ describe('sessions', () => {
     expect(() => deserializeSession('{')).toThrow(ProtocolError);
   });
 
+  it('any bytes given to decryptMessage are refused with a ProtocolError and change nothing', async () => {
+    const { alice, bob } = await pair();
+    await startSession(alice.ctx, alice.store, alice.self, bob.bundle);
+    const real = (await encryptMessage(alice.ctx, alice.store, addressOf(bob), utf8('{}'))).wire;
+    const before = bob.store.dump();
+    await fc.assert(
+      fc.asyncProperty(fc.nat(real.length), fc.uint8Array({ minLength: 0, maxLength: 64 }), fc.nat(real.length), async (at, junk, cut) => {
+        // a real prekey message with a stretch overwritten, then cut short (or not)
+        const wire = real.slice(0, Math.max(cut, 2));
+        wire.set(junk.subarray(0, Math.max(0, wire.length - at)), Math.min(at, wire.length));
+        const err = await decryptMessage(bob.ctx, bob.store, bob.self, addressOf(alice), wire).then(
+          () => null,
+          (e: unknown) => e,
+        );
+        if (err === null) return; // the overwrite happened to leave the message intact
+        expect(err).toBeInstanceOf(ProtocolError);
+        expect(bob.store.dump()).toBe(before);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('a bundle with any field replaced by junk is refused with a ProtocolError, changing nothing', async () => {
+    const { alice, bob } = await pair();
+    const before = alice.store.dump();
+    // Every signed field; the OPK is unsigned by design (X3DH), so only its length is checked.
+    const fields = ['ikPub', 'deviceCert', 'spkPub', 'spkSig', 'opkPub', 'pqpkPub', 'pqpkSig'] as const;
+    const junkFor = (field: (typeof fields)[number]) => fc.uint8Array({ maxLength: 1300 }).filter((j) => field !== 'opkPub' || j.length !== 32);
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...fields).chain((f) => fc.tuple(fc.constant(f), junkFor(f))), fc.integer({ min: -1, max: 2 ** 32 }), async ([field, junk], id) => {
+        const bundle = { ...bob.bundle, [field]: junk, ...(field === 'spkPub' ? { spkId: id } : {}) };
+        await expect(startSession(alice.ctx, alice.store, alice.self, bundle)).rejects.toBeInstanceOf(ProtocolError);
+        expect(alice.store.dump()).toBe(before);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
   it('decoding any bytes fails only with ProtocolError', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 1500 }), fc.constantFrom(0, 1, 2), (bytes, type) => {
