@@ -231,3 +231,37 @@ describe('what SPEC §6 allows only from certain senders', () => {
     }
   });
 });
+
+describe('outbox while the server is down', () => {
+  it('keeps retrying under the same id; a cancel or the retention passing ends in failed; nothing is sent after', async () => {
+    let skew = 0;
+    const alice = await registered(server.url, uniq('alice'), { now: () => Date.now() + skew });
+    const bob = await registered(server.url, uniq('bob'));
+    await alice.client.lookup(bob.client.userId);
+    await server.kill();
+    let restarted = false;
+    try {
+      await alice.client.start();
+      const cancelled = await alice.client.sendText(bob.client.userId, 'never mind');
+      const expired = await alice.client.sendText(bob.client.userId, 'too late');
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(await alice.client.pendingCount()).toBe(2);
+      expect(await alice.client.cancel(cancelled)).toBe(true);
+      expect(alice.seen.statuses.get(cancelled)).toBe('failed');
+      expect((await alice.client.message(bob.client.userId, cancelled))?.failure).toBe('cancelled');
+      skew += 31 * 24 * 3600 * 1000;
+      await waitFor('expired', () => alice.seen.statuses.get(expired) === 'failed', 90_000);
+      expect((await alice.client.message(bob.client.userId, expired))?.failure).toMatch(/^expired/);
+      await server.start();
+      restarted = true;
+      await bob.client.start();
+      const after = await alice.client.sendText(bob.client.userId, 'back online');
+      await waitFor('the new one arrives', () => bob.seen.messages.some((m) => m.messageId === after), 60_000);
+      expect(bob.seen.messages.map((m) => m.body)).toEqual(['back online']);
+    } finally {
+      if (!restarted) await server.start();
+      await alice.client.stop();
+      await bob.client.stop();
+    }
+  }, 180_000);
+});

@@ -97,7 +97,8 @@ export class ServerProcess {
   }
 
   async start(): Promise<void> {
-    const child = spawn(join(root, 'node_modules/.bin/tsx'), [join(root, 'src/server/main.ts')], {
+    // node itself runs the server (tsx as a loader, not a wrapper process), so a signal reaches it.
+    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src/server/main.ts')], {
       cwd: root,
       env: { ...process.env, ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -128,6 +129,12 @@ export class ServerProcess {
       c.kill(signal);
     });
     this.child = null;
+    // Nothing may still answer on the port (a restart that hit a leftover server would prove nothing).
+    const answered = await fetch(`${this.url}/live`).then(
+      () => true,
+      () => false,
+    );
+    if (answered) throw new Error(`a server still answers on port ${this.port} after the kill`);
   }
 
   async restart(): Promise<void> {
