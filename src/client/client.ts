@@ -5,6 +5,7 @@
  */
 import { fromBase64url, toBase64url } from '../protocol/bytes.js';
 import { checkNewPassphrase, formatRecoveryCode, generateRecoveryCode, openBackup, sealBackup } from '../protocol/backup.js';
+import { type MessageId, isMessageId } from '../protocol/content.js';
 import { generateSigningKeyPair, signDeviceCert } from '../protocol/keys.js';
 import { type CryptoProvider, type RandomSource, defaultCrypto, systemRandom } from '../protocol/primitives.js';
 import type { ProtocolContext } from '../protocol/session.js';
@@ -33,6 +34,12 @@ export interface ClientOptions {
   now?: () => number;
   fetch?: FetchLike;
   retentionMs?: number;
+}
+
+/** A message_id the caller passed in, checked (the SDK's own ids always pass). */
+function messageId(id: string): MessageId {
+  if (!isMessageId(id)) throw new TypeError(`not a message id: ${id}`);
+  return id;
 }
 
 export class NotRegisteredError extends Error {
@@ -267,16 +274,16 @@ export class GChatClient {
 
   /** Queues a text for `to`; returns its message_id (fixed for every retry). */
   sendText(to: string, body: string, opts: { replyTo?: string; editOf?: string } = {}): Promise<string> {
-    return this.outbox.enqueue(to, { kind: 'text', body, ...(opts.replyTo ? { reply_to: opts.replyTo } : {}), ...(opts.editOf ? { edit_of: opts.editOf } : {}) } as never);
+    return this.outbox.enqueue(to, { kind: 'text', body, ...(opts.replyTo ? { reply_to: messageId(opts.replyTo) } : {}), ...(opts.editOf ? { edit_of: messageId(opts.editOf) } : {}) });
   }
 
   /** Sends read receipts for messages of `conversation`. */
   async markRead(conversation: string, messageIds: string[]): Promise<void> {
-    if (messageIds.length) await this.outbox.enqueue(conversation, { kind: 'receipt', type: 'read', ids: messageIds } as never, true);
+    if (messageIds.length) await this.outbox.enqueue(conversation, { kind: 'receipt', type: 'read', ids: messageIds.map(messageId) }, true);
   }
 
   async sendTyping(to: string, state: 'started' | 'stopped'): Promise<void> {
-    await this.outbox.enqueue(to, { kind: 'typing', state } as never, true);
+    await this.outbox.enqueue(to, { kind: 'typing', state }, true);
   }
 
   cancel(messageId: string): Promise<boolean> {

@@ -5,7 +5,7 @@
  * the user accepts the change (§8).
  */
 import { fromBase64url, fromUtf8 } from '../protocol/bytes.js';
-import { type Content, parseContent } from '../protocol/content.js';
+import { type Content, type MessageId, isMessageId, parseContent } from '../protocol/content.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { SESSION_RESET_INTERVAL_MS } from '../protocol/limits.js';
 import { decryptMessage, startSession } from '../protocol/session.js';
@@ -36,7 +36,7 @@ export class Inbox {
 
   /** Handles a batch in queue order; returns the envelope ids that may be acked (all, once persisted). */
   async handle(envelopes: Envelope[]): Promise<string[]> {
-    const receipts = new Map<string, string[]>();
+    const receipts = new Map<string, MessageId[]>();
     const acks: string[] = [];
     for (const env of envelopes) {
       const delivered = await this.handleOne(env);
@@ -44,12 +44,12 @@ export class Inbox {
       acks.push(env.id);
     }
     // Automatic delivery receipts, one message per sender.
-    for (const [sender, ids] of receipts) await this.outbox.enqueue(sender, { kind: 'receipt', type: 'delivered', ids } as never, true);
+    for (const [sender, ids] of receipts) await this.outbox.enqueue(sender, { kind: 'receipt', type: 'delivered', ids }, true);
     return acks;
   }
 
   /** Returns the message_id to send a delivery receipt for, if any. */
-  private async handleOne(env: Envelope): Promise<string | null> {
+  private async handleOne(env: Envelope): Promise<MessageId | null> {
     const { kv, ctx, self, events } = this.core;
     if (await kv.get(keys.seen(env.sender, env.message_id))) return null;
     const effects: Effect[] = [];
@@ -95,7 +95,7 @@ export class Inbox {
     return null;
   }
 
-  private async apply(env: Envelope, c: Content, batch: WriteBatch, effects: Effect[]): Promise<string | null> {
+  private async apply(env: Envelope, c: Content, batch: WriteBatch, effects: Effect[]): Promise<MessageId | null> {
     const { self, events } = this.core;
     const own = env.sender === self.userId;
     // `to` and device-sync only from our own devices (SPEC §6).
@@ -208,7 +208,7 @@ export class Inbox {
         batch.put(key, { sentAt: ctx.now(), pending: [] });
         await batch.flush();
       });
-      await this.outbox.enqueue(user, { kind: 'session-reset', ids: state.pending } as never, true);
+      await this.outbox.enqueue(user, { kind: 'session-reset', ids: state.pending.filter(isMessageId) }, true);
     }
   }
 

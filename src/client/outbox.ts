@@ -5,7 +5,7 @@
  * mismatch refreshes the device lists and seals only the copies that changed. The id never changes.
  */
 import { toBase64url } from '../protocol/bytes.js';
-import { type ContentInput, newMessageId, serialiseContent } from '../protocol/content.js';
+import { type ContentBody, type ContentInput, newMessageId, serialiseContent } from '../protocol/content.js';
 import { encryptMessage } from '../protocol/session.js';
 import { utf8 } from '../protocol/bytes.js';
 import { retryDelay } from './backoff.js';
@@ -21,8 +21,6 @@ const MAX_MISMATCH_ROUNDS = 3;
 const BLOCKED_RECHECK_MS = 60_000;
 /** Retry timing runs on the real clock (timers do); the injected clock is the app's time (retention). */
 const wallClock = (): number => Date.now();
-
-type Body = Omit<ContentInput, 'id' | 'ts' | 'v'>;
 
 type Entry = OutboxEntry & {
   silent: boolean;
@@ -61,7 +59,7 @@ export class Outbox {
   }
 
   /** Stores a message for `recipient` and schedules its delivery. `silent`: no status (receipts). */
-  async enqueue(recipient: string, body: Body, silent = false): Promise<string> {
+  async enqueue(recipient: string, body: ContentBody, silent = false): Promise<string> {
     const { ctx, kv } = this.core;
     const now = ctx.now();
     const messageId = newMessageId(now, ctx.random);

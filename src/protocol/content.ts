@@ -133,6 +133,8 @@ export type ContentKind = Content['kind'];
 export type ContentInput = DistributiveOmit<Content, 'v'> & { readonly v?: 1 };
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+/** A content without the fields its sender fills in when the message enters the outbox (v, id, ts). */
+export type ContentBody = DistributiveOmit<Content, 'v' | 'id' | 'ts'>;
 type KindFields = DistributiveOmit<Content, keyof ContentBase>;
 
 const COMMON_KEYS = new Set(['v', 'id', 'ts', 'kind', 'to']);
