@@ -8,7 +8,7 @@ import { equalBytes, fromHex, utf8 } from '../../src/protocol/bytes.js';
 import { type BackupKdf, BACKUP_HEADER_BYTES, normaliseSecret, openBackup, sealBackup } from '../../src/protocol/backup.js';
 import { ProtocolError } from '../../src/protocol/errors.js';
 import { argon2id } from '../../src/protocol/primitives.js';
-import type { CaseResult, TopicRunner } from './types.js';
+import { type CaseResult, type TopicRunner, runEachCase } from './types.js';
 
 interface BackupCase {
   name: string;
@@ -120,14 +120,4 @@ async function runCase(c: BackupCase): Promise<CaseResult> {
   return problems.length === 0 ? { name: c.name, ok: true } : { name: c.name, ok: false, detail: problems.join('; ') };
 }
 
-export const run: TopicRunner = async (file) => {
-  const out: CaseResult[] = [];
-  for (const c of file.cases as unknown as BackupCase[]) {
-    try {
-      out.push(await runCase(c));
-    } catch (e) {
-      out.push({ name: c.name, ok: false, detail: `threw ${codeOf(e)}` });
-    }
-  }
-  return out;
-};
+export const run: TopicRunner = (file) => runEachCase<BackupCase>(file, runCase);

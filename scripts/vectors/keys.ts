@@ -7,7 +7,7 @@ import { ProtocolError } from '../../src/protocol/errors.js';
 import { displaySafetyNumber, fingerprint, safetyNumber } from '../../src/protocol/fingerprint.js';
 import { deviceCertBytes, pqpkSigBytes, spkSigBytes, verifyDeviceCert, verifyPqpk, verifySpk } from '../../src/protocol/keys.js';
 import { type CryptoProvider, defaultCrypto, mont, montPriv, verifySignature } from '../../src/protocol/primitives.js';
-import type { CaseResult, TopicRunner } from './types.js';
+import { type TopicRunner, runEachCase } from './types.js';
 
 type Case = Record<string, unknown> & { name: string; kind: string };
 type Check = (c: Case, crypto: CryptoProvider) => Promise<string | null>;
@@ -100,21 +100,12 @@ const CHECKS: Record<string, Check> = {
   safety_number: safetyNumberCase,
 };
 
-export const run: TopicRunner = async (file) => {
+export const run: TopicRunner = (file) => {
   const crypto = defaultCrypto();
-  const out: CaseResult[] = [];
-  for (const c of file.cases as Case[]) {
+  return runEachCase<Case>(file, async (c) => {
     const check = CHECKS[c.kind];
-    if (!check) {
-      out.push({ name: c.name, ok: false, detail: `unknown kind ${c.kind}` });
-      continue;
-    }
-    try {
-      const problem = await check(c, crypto);
-      out.push(problem === null ? { name: c.name, ok: true } : { name: c.name, ok: false, detail: problem });
-    } catch (e) {
-      out.push({ name: c.name, ok: false, detail: `threw ${e instanceof ProtocolError ? e.code : String(e)}` });
-    }
-  }
-  return out;
+    if (!check) return { name: c.name, ok: false, detail: `unknown kind ${c.kind}` };
+    const problem = await check(c, crypto);
+    return problem === null ? { name: c.name, ok: true } : { name: c.name, ok: false, detail: problem };
+  });
 };

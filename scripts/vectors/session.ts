@@ -7,7 +7,7 @@ import { defaultCrypto } from '../../src/protocol/primitives.js';
 import { type DeviceAddress, type ProtocolContext, decryptMessage, encryptMessage, startSession } from '../../src/protocol/session.js';
 import { TYPE_PREKEY, decodeMessage } from '../../src/protocol/wire.js';
 import { ScriptedRandom } from './scripted-random.js';
-import type { CaseResult, TopicRunner } from './types.js';
+import { type CaseResult, type TopicRunner, runEachCase } from './types.js';
 
 type Hex = string;
 interface PartyState {
@@ -183,14 +183,4 @@ async function runCase(v: SessionCase): Promise<CaseResult> {
   return { name: v.name, ok: true };
 }
 
-export const run: TopicRunner = async (file) => {
-  const out: CaseResult[] = [];
-  for (const v of file.cases as unknown as SessionCase[]) {
-    try {
-      out.push(await runCase(v));
-    } catch (e) {
-      out.push({ name: v.name, ok: false, detail: `threw ${(e as Error).message}` });
-    }
-  }
-  return out;
-};
+export const run: TopicRunner = (file) => runEachCase<SessionCase>(file, runCase);

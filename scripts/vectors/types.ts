@@ -16,3 +16,17 @@ export interface CaseResult {
 }
 
 export type TopicRunner = (file: VectorFile) => Promise<CaseResult[]>;
+
+/** Runs `runCase` on every case in order; a case that throws fails with the reason, the rest still run. */
+export async function runEachCase<C extends { name: string }>(file: VectorFile, runCase: (c: C) => Promise<CaseResult>): Promise<CaseResult[]> {
+  const out: CaseResult[] = [];
+  for (const c of file.cases as unknown as C[]) {
+    try {
+      out.push(await runCase(c));
+    } catch (e) {
+      const code = (e as { code?: unknown }).code;
+      out.push({ name: c.name, ok: false, detail: `threw ${(e as Error).name}${typeof code === 'string' ? ` (${code})` : ''}: ${(e as Error).message}` });
+    }
+  }
+  return out;
+}

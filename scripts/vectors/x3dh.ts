@@ -4,7 +4,7 @@ import { ProtocolError } from '../../src/protocol/errors.js';
 import { type LocalDevice, initiate, respond } from '../../src/protocol/handshake.js';
 import { defaultCrypto } from '../../src/protocol/primitives.js';
 import { ScriptedRandom } from './scripted-random.js';
-import type { CaseResult, TopicRunner } from './types.js';
+import { type CaseResult, type TopicRunner, runEachCase } from './types.js';
 
 type Hex = string;
 interface Party {
@@ -103,14 +103,4 @@ async function runCase(v: X3dhCase): Promise<CaseResult> {
   return problems.length ? { name: v.name, ok: false, detail: `differs: ${problems.join(', ')}` } : { name: v.name, ok: true };
 }
 
-export const run: TopicRunner = async (file) => {
-  const out: CaseResult[] = [];
-  for (const v of file.cases as unknown as X3dhCase[]) {
-    try {
-      out.push(await runCase(v));
-    } catch (e) {
-      out.push({ name: v.name, ok: false, detail: `threw ${(e as Error).message}` });
-    }
-  }
-  return out;
-};
+export const run: TopicRunner = (file) => runEachCase<X3dhCase>(file, runCase);

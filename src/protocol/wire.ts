@@ -1,5 +1,5 @@
 /** SPEC §5: message encoding and decoding. Decoding checks every length before reading. */
-import { concat, fromUtf8, readU16, readU32, u16, u32 } from './bytes.js';
+import { concat, fromUtf8, readU16, readU32, u32 } from './bytes.js';
 import { fail } from './errors.js';
 import { encodeUserId } from './keys.js';
 import { NO_OPK_ID } from './limits.js';

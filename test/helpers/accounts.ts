@@ -2,7 +2,7 @@
  * The client side of the server tests: real key material made with src/protocol, the JSON the
  * API takes, and fetched bundles turned back into the protocol's PreKeyBundle.
  */
-import { bundleFromJson } from '../../src/client/transport/api.js';
+import { type BundleJson, bundleFromJson } from '../../src/client/transport/api.js';
 import { expect } from 'vitest';
 import { fromBase64url, toBase64url as b64 } from '../../src/protocol/bytes.js';
 import type { PreKeyBundle } from '../../src/protocol/handshake.js';
@@ -108,16 +108,6 @@ export async function addDevice(server: TestServer, account: ClientAccount, k: K
   device.token = (r.json as { token: string }).token;
   account.devices.push(device);
   return device;
-}
-
-/** A bundle as GET/POST .../bundles returns it. */
-export interface BundleJson {
-  device_id: number;
-  ik: string;
-  device_cert: string;
-  spk: { id: number; pub: string; sig: string };
-  opk: { id: number; pub: string } | null;
-  pqpk: { id: number; pub: string; sig: string; last_resort: boolean };
 }
 
 export interface BundlesJson {
