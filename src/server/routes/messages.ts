@@ -3,8 +3,9 @@
  * that lists and acks a device's queue. HTTP only: parse, validate, call the delivery services.
  */
 import express, { type Request, type Response, type Router } from 'express';
+import type { z } from 'zod';
 import type { Delivery } from '../delivery/index.js';
-import type { Sender } from '../delivery/send-service.js';
+import type { Sender, SendResult } from '../delivery/send-service.js';
 import { AckRequest, ResendRequest, SendRequest } from '../delivery/schemas.js';
 import { errorBody, sendFailure, sendOutcome, type HttpOutcome } from '../delivery/outcome.js';
 import { FETCH_PAGE, maxFrameBytes } from '../delivery/limits.js';
@@ -38,35 +39,25 @@ export function messagesRouter(deps: MessagesRouterDeps): Router {
     return sender;
   };
 
-  router.post('/v1/messages', json, async (req, res) => {
-    res.locals.route = '/v1/messages';
-    const sender = await who(req, res);
-    if (!sender) return;
-    const parsed = SendRequest.safeParse(req.body);
-    if (!parsed.success) return answer(res, errorBody('invalid_request', parsed.error.issues[0]?.message ?? 'bad send'));
-    try {
-      answer(res, sendOutcome(await delivery.sends.send(sender, parsed.data)));
-    } catch (err) {
-      const o = sendFailure(err);
-      if (o.status >= 500) deps.log?.('send failed', err);
-      answer(res, o);
-    }
-  });
-
-  router.post('/v1/messages/resend', json, async (req, res) => {
-    res.locals.route = '/v1/messages/resend';
-    const sender = await who(req, res);
-    if (!sender) return;
-    const parsed = ResendRequest.safeParse(req.body);
-    if (!parsed.success) return answer(res, errorBody('invalid_request', parsed.error.issues[0]?.message ?? 'bad resend'));
-    try {
-      answer(res, sendOutcome(await delivery.sends.resend(sender, parsed.data)));
-    } catch (err) {
-      const o = sendFailure(err);
-      if (o.status >= 500) deps.log?.('resend failed', err);
-      answer(res, o);
-    }
-  });
+  /** A send-like route: authenticate, validate with `schema`, run, map the result (REST and stream share the mapping). */
+  const sendRoute = <T>(path: string, schema: z.ZodType<T>, what: string, run: (sender: Sender, body: T) => Promise<SendResult>): void => {
+    router.post(path, json, async (req, res) => {
+      res.locals.route = path;
+      const sender = await who(req, res);
+      if (!sender) return;
+      const parsed = schema.safeParse(req.body);
+      if (!parsed.success) return answer(res, errorBody('invalid_request', parsed.error.issues[0]?.message ?? `bad ${what}`));
+      try {
+        answer(res, sendOutcome(await run(sender, parsed.data)));
+      } catch (err) {
+        const o = sendFailure(err);
+        if (o.status >= 500) deps.log?.(`${what} failed`, err);
+        answer(res, o);
+      }
+    });
+  };
+  sendRoute('/v1/messages', SendRequest, 'send', (sender, body) => delivery.sends.send(sender, body));
+  sendRoute('/v1/messages/resend', ResendRequest, 'resend', (sender, body) => delivery.sends.resend(sender, body));
 
   router.get('/v1/messages', async (req, res) => {
     res.locals.route = '/v1/messages';
