@@ -26,6 +26,9 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { WebSocket } from 'ws';
+import { newMessageId } from '../src/protocol/content.js';
+import { systemRandom } from '../src/protocol/primitives.js';
+import { freePort } from '../test/helpers/server-process.js';
 
 const ADMIN_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -49,24 +52,6 @@ function log(s: string): void {
   process.stdout.write(`${s}\n`);
 }
 
-function uuidv7(): string {
-  const b = randomBytes(16);
-  b.writeUIntBE(Date.now(), 0, 6);
-  b[6] = (b[6]! & 0x0f) | 0x70;
-  b[8] = (b[8]! & 0x3f) | 0x80;
-  const h = b.toString('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 async function createDatabase(): Promise<{ url: string; name: string }> {
   const name = `gchat_bench_${randomUUID().replaceAll('-', '').slice(0, 10)}`;
@@ -290,7 +275,7 @@ async function main(): Promise<void> {
     const loops = sconns.flatMap((c, i) =>
       Array.from({ length: WINDOW }, async () => {
         while (running) {
-          await send(c, senders[i]!, receivers[i]!, uuidv7());
+          await send(c, senders[i]!, receivers[i]!, newMessageId(Date.now(), systemRandom));
           accepted++;
         }
       }),
@@ -327,7 +312,7 @@ async function main(): Promise<void> {
         const due = Math.min(total, Math.floor(((performance.now() - tStart) / 1000) * OFFERED));
         while (sentCount < due) {
           const i = sentCount % PAIRS;
-          const mid = uuidv7();
+          const mid = newMessageId(Date.now(), systemRandom);
           const t = performance.now();
           const counted = sentCount >= warmup;
           if (counted) sentAt.set(mid, t);

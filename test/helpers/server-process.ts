@@ -77,6 +77,12 @@ export class ServerProcess {
     this.url = `http://127.0.0.1:${port}`;
   }
 
+  /** A server on an existing PostgreSQL database (several processes may share one); not started. */
+  static async onDatabase(databaseUrl: string, env: Record<string, string> = {}): Promise<ServerProcess> {
+    const port = await freePort();
+    return new ServerProcess(port, { ...TEST_ENV, ...env, PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: databaseUrl }, async () => undefined);
+  }
+
   static async create(opts: { prefix: string; env?: Record<string, string> }): Promise<ServerProcess> {
     const port = await freePort();
     const db = await freshPgDatabase(opts.prefix);
@@ -123,7 +129,7 @@ export class ServerProcess {
   /** SIGKILL: no graceful shutdown, as in a crash. */
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const c = this.child;
-    if (!c || c.exitCode !== null) return;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       c.once('exit', () => resolve());
       c.kill(signal);

@@ -4,8 +4,7 @@
  * every device; after acks no queue holds anything; a device sees a message twice only when it
  * had not been told its ack was durable. Bounded: the test stops by itself.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
+import { ServerProcess } from '../helpers/server-process.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Envelope, SendRequest } from '../../src/server/delivery/schemas.js';
 import {
@@ -25,58 +24,6 @@ const SENDERS = 10;
 const RECEIVERS = 10;
 const WINDOW = 16;
 const DEADLINE_MS = Number(process.env.GCHAT_CRASH_DEADLINE_MS ?? 150_000);
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-class ServerProcess {
-  child: ChildProcess | null = null;
-  log = '';
-  constructor(
-    readonly port: number,
-    private readonly databaseUrl: string,
-  ) {}
-
-  async start(): Promise<void> {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/server/main.ts'], {
-      env: { ...process.env, DATABASE_URL: this.databaseUrl, PORT: String(this.port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child.stdout!.on('data', (d: Buffer) => (this.log = (this.log + d.toString()).slice(-4000)));
-    child.stderr!.on('data', (d: Buffer) => (this.log = (this.log + d.toString()).slice(-4000)));
-    this.child = child;
-    const until = Date.now() + 60_000;
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`server exited: ${this.log}`);
-      const up = await new Promise<boolean>((r) => {
-        const s = net.connect(this.port, '127.0.0.1', () => {
-          s.end();
-          r(true);
-        });
-        s.on('error', () => r(false));
-      });
-      if (up) return;
-      if (Date.now() > until) throw new Error(`server did not start: ${this.log}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-
-  kill(signal: NodeJS.Signals): Promise<void> {
-    const c = this.child;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
-    return new Promise((r) => {
-      c.once('exit', () => r());
-      c.kill(signal);
-    });
-  }
-}
 
 /** What one device saw, for the duplicate rule. */
 class DeviceLog {
@@ -108,7 +55,7 @@ describe.skipIf(!reachable)('delivery: crash of one of two server processes (Pos
   beforeAll(async () => {
     fdb = await freshDatabase('gchat_crash');
     sql = pgExec(fdb.url);
-    for (let i = 0; i < 2; i++) servers.push(new ServerProcess(await freePort(), fdb.url));
+    for (let i = 0; i < 2; i++) servers.push(await ServerProcess.onDatabase(fdb.url, { LOG_LEVEL: 'warn' }));
     await Promise.all(servers.map((s) => s.start()));
   }, 120_000);
 

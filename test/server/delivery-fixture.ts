@@ -4,6 +4,8 @@
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import pg from 'pg';
+import { newMessageId } from '../../src/protocol/content.js';
+import { systemRandom } from '../../src/protocol/primitives.js';
 import { WebSocket } from 'ws';
 import { openDatabase, type Database } from '../../src/server/db.js';
 import type { Delivery } from '../../src/server/delivery/index.js';
@@ -158,14 +160,9 @@ export async function startServer(opts: {
   };
 }
 
-/** UUIDv7 from a ms timestamp and random bits. */
+/** A message_id (UUIDv7): the protocol's own generator. */
 export function uuidv7(ms = Date.now()): string {
-  const b = randomBytes(16);
-  b.writeUIntBE(ms, 0, 6);
-  b[6] = (b[6]! & 0x0f) | 0x70;
-  b[8] = (b[8]! & 0x3f) | 0x80;
-  const h = b.toString('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  return newMessageId(ms, systemRandom);
 }
 
 /** A send from `from` (one of its devices) to every device of `to` and every other device of `from`. */
