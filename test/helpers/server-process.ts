@@ -8,11 +8,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomUUID } from 'node:crypto';
-import pg from 'pg';
+import { type FreshDatabase, freshDatabase, postgresReachable } from '../server/delivery-fixture.js';
 
 const root = join(import.meta.dirname, '../..');
-export const PG_ADMIN_URL = process.env.GCHAT_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -25,30 +23,9 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** A new PostgreSQL database, or null when none is reachable outside CI (loudly). */
-export async function freshPgDatabase(prefix: string): Promise<{ url: string; drop(): Promise<void> } | null> {
-  const admin = new pg.Client({ connectionString: PG_ADMIN_URL, connectionTimeoutMillis: 3000 });
-  try {
-    await admin.connect();
-  } catch (e) {
-    if (process.env.CI === 'true') throw e;
-    console.warn(`\n*** PostgreSQL at ${PG_ADMIN_URL} unreachable: this suite runs on embedded PGlite instead ***\n`);
-    return null;
-  }
-  const name = `${prefix}_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const u = new URL(PG_ADMIN_URL);
-  u.pathname = `/${name}`;
-  return {
-    url: u.toString(),
-    async drop() {
-      const a = new pg.Client({ connectionString: PG_ADMIN_URL });
-      await a.connect();
-      await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await a.end();
-    },
-  };
+/** A new migrated PostgreSQL database, or null when none is reachable outside CI (loudly). */
+async function freshPgDatabase(prefix: string): Promise<FreshDatabase | null> {
+  return (await postgresReachable()) ? freshDatabase(prefix) : null;
 }
 
 /** Generous limits: the tests drive many registrations and sends from one loopback address. */

@@ -26,7 +26,7 @@ export async function postgresReachable(): Promise<boolean> {
     return true;
   } catch (err) {
     if (process.env.CI === 'true') throw err;
-    console.warn(`\n*** PostgreSQL at ${ADMIN_URL} is unreachable: skipping the delivery tests that need it ***\n`);
+    console.warn(`\n*** PostgreSQL at ${ADMIN_URL} is unreachable: the delivery tests skip, the client tests run on embedded PGlite ***\n`);
     return false;
   }
 }
@@ -54,6 +54,13 @@ export async function freshDatabase(prefix = 'gchat_delivery'): Promise<FreshDat
     async drop() {
       const a = new pg.Client({ connectionString: ADMIN_URL });
       await a.connect();
+      // Let pools that are still closing finish first: FORCE would terminate their connections
+      // mid-close, and the client would surface that as an uncaught error. Bounded; then FORCE.
+      for (let i = 0; i < 50; i++) {
+        const r = await a.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1', [name]);
+        if (r.rows[0].n === 0) break;
+        await new Promise((res) => setTimeout(res, 100));
+      }
       await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await a.end();
     },
