@@ -15,7 +15,7 @@ let home: string;
 beforeAll(async () => {
   server = await ServerProcess.create({ prefix: 'gchat_cli' });
   home = mkdtempSync(join(tmpdir(), 'gchat-cli-'));
-}, 90_000);
+}, 300_000);
 afterAll(async () => {
   await server?.close();
   rmSync(home, { recursive: true, force: true });
@@ -48,7 +48,7 @@ describe('gchat CLI', () => {
       expect(sent.code).toBe(0);
       const [id, status] = sent.stdout.trim().split(' ');
       expect(status).toBe('sent');
-      await waitFor('bob prints it', () => out.includes('\n'), 30_000);
+      await waitFor('bob prints it', () => out.includes('\n'), 120_000);
       const line = JSON.parse(out.split('\n')[0]!);
       expect(line).toMatchObject({ id, from: alice, text: 'hello from the cli', outgoing: false });
     } finally {
@@ -61,7 +61,7 @@ describe('gchat CLI', () => {
     expect(b.stdout).toBe(a.stdout);
     const contacts = await gchat(alice, ['contacts']);
     expect(contacts.stdout).toContain(`${bob}\tunverified`);
-  }, 120_000);
+  }, 600_000);
 
   it('errors are one clear line and a non-zero exit', async () => {
     const nobody = await gchat('nobody', ['send', 'someone', 'hi']);
@@ -74,5 +74,5 @@ describe('gchat CLI', () => {
     const usage = await gchat('x', ['frobnicate']);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toMatch(/^gchat: unknown command: frobnicate/);
-  }, 60_000);
+  }, 300_000);
 });

@@ -13,7 +13,7 @@ let server: ServerProcess;
 
 beforeAll(async () => {
   server = await ServerProcess.create({ prefix: 'gchat_offline' });
-}, 90_000);
+}, 300_000);
 afterAll(async () => {
   await server?.close();
 });
@@ -48,7 +48,7 @@ describe('offline catch-up', () => {
       }
     }
     while (sent.length < 200) sent.push(await alice.client.sendText(bob.client.userId, 'late'));
-    await waitFor('all 200 accepted by the server', async () => (await alice.client.pendingCount()) + (await carol.client.pendingCount()) === 0, 120_000);
+    await waitFor('all 200 accepted by the server', async () => (await alice.client.pendingCount()) + (await carol.client.pendingCount()) === 0, 400_000);
     const aliceSpks = (await alice.options.store.list('prekeys/spk/')).length;
     expect(aliceSpks).toBe(2); // the rotated-out SPK stays 30 days for late prekey messages
 
@@ -56,7 +56,7 @@ describe('offline catch-up', () => {
     const seen = new Observer(reopened);
     await reopened.start();
     try {
-      await waitFor('bob catches up', () => seen.messages.length >= 200, 120_000);
+      await waitFor('bob catches up', () => seen.messages.length >= 200, 400_000);
       await new Promise((r) => setTimeout(r, 500));
       expect(seen.messages.map((m) => m.messageId).sort()).toEqual([...sent].sort());
       // his own upkeep rotated his 8-day-old SPK on opening, and messages still flow both ways
@@ -68,5 +68,5 @@ describe('offline catch-up', () => {
       await alice.client.stop();
       await carol.client.stop();
     }
-  }, 300_000);
+  }, 900_000);
 });

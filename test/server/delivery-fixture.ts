@@ -284,7 +284,7 @@ export class StreamClient {
   }
 
   /** Resolves when cond() holds (checked after every frame), or rejects after timeoutMs. */
-  async until(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
+  async until(cond: () => boolean, timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!cond()) {
       const left = deadline - Date.now();

@@ -86,7 +86,7 @@ describe.skipIf(!reachable)('delivery: retention and GC (PostgreSQL)', () => {
     expect(rx.received.length).toBeGreaterThan(0);
     const removed = await rest(a.url, bob.devices[0]!.token, 'DELETE', '/v1/accounts/bob/devices/3');
     expect(removed.status).toBe(204);
-    await rx.until(() => rx.closed, 5000);
+    await rx.until(() => rx.closed, 30_000);
     expect(rx.closeCode).toBe(4003);
     const rep = await a.delivery.gc();
     expect(rep.orphanedEnvelopes).toBe(rx.received.length);

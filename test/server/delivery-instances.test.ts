@@ -47,27 +47,32 @@ describe.skipIf(!reachable)('delivery: several instances (PostgreSQL)', () => {
   });
 
   it('wakes a stream on instance B when a message is sent through instance A, within milliseconds', async () => {
-    const tx = await StreamClient.connect(a.port, alice.devices[0]!.token);
-    const rx = await StreamClient.connect(b.port, bob.devices[0]!.token);
-    await rx.until(() => rx.drained);
-    const lat: number[] = [];
-    for (let i = 0; i < 50; i++) {
-      const req = makeSend(alice, 1, bob, 'cGluZw');
-      const t0 = performance.now();
-      const sent = tx.send(req);
-      await rx.until(() => rx.received.some((e) => e.message_id === req.message_id), 5000);
-      lat.push(performance.now() - t0);
-      expect((await sent).status).toBe(200);
-    }
-    lat.sort((x, y) => x - y);
-    const p50 = lat[25]!;
-    const max = lat[49]!;
-    console.log(`cross-instance send -> receive: p50 ${p50.toFixed(1)} ms, max ${max.toFixed(1)} ms`);
-    // A poll-based design would show its interval here; NOTIFY is immediate.
-    expect(p50).toBeLessThan(100);
-    expect(max).toBeLessThan(2000);
-    await tx.close();
-    await rx.close();
+    // Send -> receive latency of 50 messages, the sender on A and the receiver on `on`.
+    const latencies = async (on: TestServer): Promise<number[]> => {
+      const tx = await StreamClient.connect(a.port, alice.devices[0]!.token);
+      const rx = await StreamClient.connect(on.port, bob.devices[0]!.token);
+      await rx.until(() => rx.drained);
+      const lat: number[] = [];
+      for (let i = 0; i < 50; i++) {
+        const req = makeSend(alice, 1, bob, 'cGluZw');
+        const t0 = performance.now();
+        const sent = tx.send(req);
+        await rx.until(() => rx.received.some((e) => e.message_id === req.message_id));
+        lat.push(performance.now() - t0);
+        expect((await sent).status).toBe(200);
+      }
+      await tx.close();
+      await rx.close();
+      return lat.sort((x, y) => x - y);
+    };
+    const same = (await latencies(a))[25]!;
+    const cross = await latencies(b);
+    const p50 = cross[25]!;
+    console.log(`send -> receive p50: ${same.toFixed(1)} ms on one instance, ${p50.toFixed(1)} ms across instances (max ${cross[49]!.toFixed(1)} ms)`);
+    // Nothing polls: without the wake-up the stream on B would get nothing until it reconnected.
+    // The bound is relative to the same-instance path, so a slow, shared machine does not fail it
+    // while a poll interval would.
+    expect(p50).toBeLessThan(Math.max(250, 5 * same));
   });
 
   it('delivers what was queued while the device was away, on whichever instance it reconnects to', async () => {
