@@ -7,6 +7,7 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Json, KeyValueStore, WriteOp } from '../storage.js';
+import { OrderedMap } from './ordered-map.js';
 
 const SNAPSHOT = 'state.json';
 const LOG = 'state.log';
@@ -28,7 +29,7 @@ function pidAlive(pid: number): boolean {
 }
 
 export class FileKeyValueStore implements KeyValueStore {
-  private readonly data = new Map<string, Json>();
+  private readonly data = new OrderedMap<Json>();
   private logFd: number;
   private logged = 0;
   private closed = false;
@@ -51,7 +52,7 @@ export class FileKeyValueStore implements KeyValueStore {
 
   private load(): void {
     const snap = join(this.dir, SNAPSHOT);
-    if (existsSync(snap)) for (const [k, v] of Object.entries(JSON.parse(readFileSync(snap, 'utf8')) as Record<string, Json>)) this.data.set(k, v);
+    if (existsSync(snap)) this.data.load(Object.entries(JSON.parse(readFileSync(snap, 'utf8')) as Record<string, Json>));
     const log = join(this.dir, LOG);
     if (!existsSync(log)) return;
     const lines = readFileSync(log, 'utf8').split('\n');
@@ -63,10 +64,7 @@ export class FileKeyValueStore implements KeyValueStore {
       } catch {
         break; // a torn tail: that write never completed
       }
-      for (const [k, v, del] of ops) {
-        if (del) this.data.delete(k);
-        else this.data.set(k, v);
-      }
+      this.data.load(ops.map(([k, v, del]) => [k, del ? undefined : (v as Json)] as const));
       this.logged++;
     }
   }
@@ -77,10 +75,7 @@ export class FileKeyValueStore implements KeyValueStore {
   }
 
   async list(prefix: string): Promise<[string, Json][]> {
-    return [...this.data]
-      .filter(([k]) => k.startsWith(prefix))
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([k, v]) => [k, structuredClone(v)]);
+    return this.data.withPrefix(prefix).map(([k, v]) => [k, structuredClone(v)]);
   }
 
   async write(ops: readonly WriteOp[]): Promise<void> {
@@ -100,7 +95,7 @@ export class FileKeyValueStore implements KeyValueStore {
   private compact(): void {
     const tmp = join(this.dir, `${SNAPSHOT}.tmp`);
     const fd = openSync(tmp, 'w', 0o600);
-    writeSync(fd, JSON.stringify(Object.fromEntries(this.data)));
+    writeSync(fd, JSON.stringify(Object.fromEntries(this.data.entries())));
     fsyncSync(fd);
     closeSync(fd);
     renameSync(tmp, join(this.dir, SNAPSHOT));

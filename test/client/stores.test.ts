@@ -1,0 +1,107 @@
+/**
+ * The KeyValueStore contract the client relies on, for the memory and the file store (the browser
+ * test runs IndexedDB against the same expectations): prefix lists in key order, atomic batches,
+ * values copied in and out; and for the file store, what survives a restart or a crash.
+ */
+import fc from 'fast-check';
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Json, KeyValueStore } from '../../src/client/storage.js';
+import { FileKeyValueStore, StoreLockedError } from '../../src/client/stores/file.js';
+import { MemoryKeyValueStore } from '../../src/client/stores/memory.js';
+
+const root = mkdtempSync(join(tmpdir(), 'gchat-stores-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+let dirs = 0;
+const freshDir = () => join(root, `s${++dirs}`);
+
+const kinds: [string, () => KeyValueStore][] = [
+  ['memory', () => new MemoryKeyValueStore()],
+  ['file', () => FileKeyValueStore.open(freshDir())],
+];
+
+describe.each(kinds)('%s store', (_name, open) => {
+  it('lists a prefix in key order, whatever order the keys were written in, and nothing else', async () => {
+    const key = fc.stringMatching(/^[a-c]{1,2}\/[a-z0-9%/]{0,6}$/);
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.tuple(key, fc.option(fc.integer(), { nil: undefined })), { maxLength: 60 }), fc.constantFrom('', 'a', 'a/', 'b/x', 'c'), async (ops, prefix) => {
+        const kv = open();
+        const model = new Map<string, number>();
+        for (const [k, v] of ops) {
+          await kv.write([[k, v]]);
+          if (v === undefined) model.delete(k);
+          else model.set(k, v);
+        }
+        const expected = [...model].filter(([k]) => k.startsWith(prefix)).sort(([a], [b]) => (a < b ? -1 : 1));
+        expect(await kv.list(prefix)).toEqual(expected);
+        for (const [k, v] of model) expect(await kv.get(k)).toBe(v);
+        await kv.close();
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('copies values in and out: changing one after a write or a read changes nothing stored', async () => {
+    const kv = open();
+    const value = { list: [1, 2], nested: { a: 'x' } };
+    await kv.write([['k', value]]);
+    value.list.push(3);
+    const read = (await kv.get('k')) as { list: number[] };
+    read.list.push(4);
+    ((await kv.list('k'))[0]![1] as { nested: { a: string } }).nested.a = 'y';
+    expect(await kv.get('k')).toEqual({ list: [1, 2], nested: { a: 'x' } });
+    await kv.close();
+  });
+
+  it('a batch writes and deletes together; a later op on the same key wins', async () => {
+    const kv = open();
+    await kv.write([['a', 1], ['b', 2]]);
+    await kv.write([['a', undefined], ['c', 3], ['c', 4]]);
+    expect(await kv.list('')).toEqual([['b', 2], ['c', 4]]);
+    await kv.close();
+  });
+});
+
+describe('file store across restarts', () => {
+  const values = (n: number): [string, Json][] => Array.from({ length: n }, (_, i) => [`m/${String(i).padStart(5, '0')}`, { i }]);
+
+  it('keeps every resolved write, through the log and through compactions', async () => {
+    const dir = freshDir();
+    let kv = FileKeyValueStore.open(dir);
+    // More batches than one log holds, so the snapshot is rewritten on the way.
+    for (const op of values(2500)) await kv.write([op]);
+    await kv.write([['m/00007', undefined]]);
+    await kv.close();
+    kv = FileKeyValueStore.open(dir);
+    const listed = await kv.list('m/');
+    expect(listed).toHaveLength(2499);
+    expect(listed.slice(0, 8).map(([k]) => k)).toEqual(['m/00000', 'm/00001', 'm/00002', 'm/00003', 'm/00004', 'm/00005', 'm/00006', 'm/00008']);
+    expect(await kv.get('m/02499')).toEqual({ i: 2499 });
+    await kv.write([['z', 'after reopen']]);
+    expect((await kv.list('')).at(-1)).toEqual(['z', 'after reopen']);
+    await kv.close();
+  });
+
+  it('ignores a torn last line, a batch that never resolved, and keeps what came before', async () => {
+    const dir = freshDir();
+    let kv = FileKeyValueStore.open(dir);
+    await kv.write([['a', 1]]);
+    await kv.write([['b', 2]]);
+    await kv.close();
+    appendFileSync(join(dir, 'state.log'), '[["c",3,0],["a",nu');
+    kv = FileKeyValueStore.open(dir);
+    expect(await kv.list('')).toEqual([['a', 1], ['b', 2]]);
+    await kv.close();
+  });
+
+  it('one process at a time: a second open of a held directory is refused', async () => {
+    const dir = freshDir();
+    const kv = FileKeyValueStore.open(dir);
+    // The lock names a live process that is not this one.
+    writeFileSync(join(dir, 'lock'), String(process.ppid));
+    expect(() => FileKeyValueStore.open(dir)).toThrow(StoreLockedError);
+    await kv.close();
+  });
+});
