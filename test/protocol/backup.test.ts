@@ -170,7 +170,7 @@ describe('openBackup framing and bounds (no Argon2id work)', () => {
         const started = performance.now();
         expect(await codeOf(() => openBackup(concat(header(m, t, p), new Uint8Array(64)), 'any secret', { kdf }))).toBe('bad_backup_params');
         expect(kdf.calls).toBe(0);
-        expect(performance.now() - started).toBeLessThan(100);
+        expect(performance.now() - started).toBeLessThan(1000);
       }),
     );
   });
@@ -183,7 +183,8 @@ describe('openBackup framing and bounds (no Argon2id work)', () => {
     const costly = concat(header(1048577, 10, 1), new Uint8Array(64));
     const started = performance.now();
     expect(await codeOf(() => openBackup(costly, 'secret'))).toBe('bad_backup_params');
-    expect(performance.now() - started).toBeLessThan(100);
+    // Far below the tens of seconds the KDF would take, with room for a slow, shared machine.
+    expect(performance.now() - started).toBeLessThan(1000);
   });
 
   it('accepts every parameter at its bound (the bounds are inclusive)', async () => {
