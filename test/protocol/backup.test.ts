@@ -15,6 +15,7 @@ import {
   sealBackup,
 } from '../../src/protocol/backup.js';
 import { ProtocolError } from '../../src/protocol/errors.js';
+import { codeOfAsync } from '../helpers/protocol-errors.js';
 import { BACKUP_DEFAULTS } from '../../src/protocol/limits.js';
 import { defaultCrypto, systemRandom } from '../../src/protocol/primitives.js';
 
@@ -37,16 +38,6 @@ const vectors = (
 const vector = (name: string): BackupCase => vectors.find((c) => c.name === name)!;
 
 const MIN: BackupParams = { mKib: 19456, t: 2, p: 1 };
-
-async function codeOf(f: () => Promise<unknown>): Promise<string | undefined> {
-  try {
-    await f();
-  } catch (e) {
-    if (e instanceof ProtocolError) return e.code;
-    throw e;
-  }
-  return undefined;
-}
 
 /** A stand-in for Argon2id where a test is about framing, not the KDF: fast, and counts its calls. */
 function fakeKdf(): BackupKdf & { calls: number } {
@@ -153,7 +144,7 @@ describe('openBackup / sealBackup with Argon2id', () => {
 
   it('refuses the wrong secret', async () => {
     const c = vector('min_params');
-    expect(await codeOf(() => openBackup(fromHex(c.blob), 'correct horse battery staple!'))).toBe('decrypt_failed');
+    expect(await codeOfAsync(() => openBackup(fromHex(c.blob), 'correct horse battery staple!'))).toBe('decrypt_failed');
   });
 });
 
@@ -168,7 +159,7 @@ describe('openBackup framing and bounds (no Argon2id work)', () => {
       fc.asyncProperty(outOfBounds, async ([m, t, p]) => {
         const kdf = fakeKdf();
         const started = performance.now();
-        expect(await codeOf(() => openBackup(concat(header(m, t, p), new Uint8Array(64)), 'any secret', { kdf }))).toBe('bad_backup_params');
+        expect(await codeOfAsync(() => openBackup(concat(header(m, t, p), new Uint8Array(64)), 'any secret', { kdf }))).toBe('bad_backup_params');
         expect(kdf.calls).toBe(0);
         expect(performance.now() - started).toBeLessThan(1000);
       }),
@@ -177,12 +168,12 @@ describe('openBackup framing and bounds (no Argon2id work)', () => {
 
   it('refuses the vectors’ out-of-bounds blobs, and a costly blob at once, with the real Argon2id', async () => {
     for (const name of ['m_below_minimum', 't_below_minimum']) {
-      expect(await codeOf(() => openBackup(fromHex(vector(name).blob), vector(name).secret_input))).toBe('bad_backup_params');
+      expect(await codeOfAsync(() => openBackup(fromHex(vector(name).blob), vector(name).secret_input))).toBe('bad_backup_params');
     }
     // 1 GiB + 1 KiB, 10 passes: seconds of work if the reader ran Argon2id first.
     const costly = concat(header(1048577, 10, 1), new Uint8Array(64));
     const started = performance.now();
-    expect(await codeOf(() => openBackup(costly, 'secret'))).toBe('bad_backup_params');
+    expect(await codeOfAsync(() => openBackup(costly, 'secret'))).toBe('bad_backup_params');
     // Far below the tens of seconds the KDF would take, with room for a slow, shared machine.
     expect(performance.now() - started).toBeLessThan(1000);
   });
@@ -196,7 +187,7 @@ describe('openBackup framing and bounds (no Argon2id work)', () => {
     ] as const) {
       const kdf = fakeKdf();
       // The fake key does not match, so the tag fails: what matters is that the KDF ran.
-      expect(await codeOf(() => openBackup(concat(header(m, t, p), new Uint8Array(64)), 'secret', { kdf }))).toBe('decrypt_failed');
+      expect(await codeOfAsync(() => openBackup(concat(header(m, t, p), new Uint8Array(64)), 'secret', { kdf }))).toBe('decrypt_failed');
       expect(kdf.calls).toBe(1);
     }
   });
@@ -206,9 +197,9 @@ describe('openBackup framing and bounds (no Argon2id work)', () => {
     const good = await sealBackup({ akSeed: SEED, secret: 'pw', params: MIN, random: systemRandom, kdf });
     const magic = good.slice();
     magic[7] = 0x32;
-    expect(await codeOf(() => openBackup(magic, 'pw', { kdf }))).toBe('bad_backup');
+    expect(await codeOfAsync(() => openBackup(magic, 'pw', { kdf }))).toBe('bad_backup');
     for (const n of [0, 5, BACKUP_HEADER_BYTES, BACKUP_HEADER_BYTES + 15]) {
-      expect(await codeOf(() => openBackup(good.slice(0, n), 'pw', { kdf }))).toBe('bad_backup');
+      expect(await codeOfAsync(() => openBackup(good.slice(0, n), 'pw', { kdf }))).toBe('bad_backup');
     }
     expect(kdf.calls).toBe(1);
   });
@@ -221,7 +212,7 @@ describe('openBackup framing and bounds (no Argon2id work)', () => {
       fc.asyncProperty(fc.integer({ min: 8, max: BACKUP_HEADER_BYTES - 1 }), fc.integer({ min: 1, max: 255 }), async (at, x) => {
         const changed = blob.slice();
         changed[at]! ^= x;
-        const code = await codeOf(() => openBackup(changed, 'pw', { kdf }));
+        const code = await codeOfAsync(() => openBackup(changed, 'pw', { kdf }));
         // A change in m, t or p may instead leave the bounds: refused either way.
         expect(at < 20 ? ['decrypt_failed', 'bad_backup_params'] : ['decrypt_failed']).toContain(code);
       }),
@@ -243,22 +234,22 @@ describe('openBackup framing and bounds (no Argon2id work)', () => {
 
   it('will not write a blob no reader would open', async () => {
     for (const params of [{ mKib: 19455, t: 2, p: 1 }, { mKib: 19456, t: 11, p: 1 }, { mKib: 19456, t: 2, p: 0 }, { mKib: 2 ** 32, t: 2, p: 1 }]) {
-      expect(await codeOf(() => sealBackup({ akSeed: SEED, secret: 'pw', params, random: systemRandom, kdf: fakeKdf() }))).toBe('bad_backup_params');
+      expect(await codeOfAsync(() => sealBackup({ akSeed: SEED, secret: 'pw', params, random: systemRandom, kdf: fakeKdf() }))).toBe('bad_backup_params');
     }
-    expect(await codeOf(() => sealBackup({ akSeed: SEED.subarray(0, 31), secret: 'pw', params: MIN, random: systemRandom, kdf: fakeKdf() }))).toBe('bad_length');
+    expect(await codeOfAsync(() => sealBackup({ akSeed: SEED.subarray(0, 31), secret: 'pw', params: MIN, random: systemRandom, kdf: fakeKdf() }))).toBe('bad_length');
   });
 
   it('reads only v and ak from the plaintext, and checks both', async () => {
     const ak = 'enQCFrZXJKDxLx6pd91ibtZH3Vriy1HI8X1UtQ7q5a4';
     const open = async (pt: string) => openBackup(await rawBlob(pt, 'pw'), 'pw', { kdf: fakeKdf() });
     expect(await open(`{"ak":"${ak}","v":1,"note":"hi","extra":[1,2]}`)).toEqual(SEED);
-    expect(await codeOf(async () => open(`{"v":2,"ak":"${ak}"}`))).toBe('bad_version');
-    expect(await codeOf(async () => open(`{"ak":"${ak}"}`))).toBe('bad_version');
-    expect(await codeOf(async () => open(`{"v":1,"ak":"${ak.slice(0, -1)}"}`))).toBe('bad_backup');
-    expect(await codeOf(async () => open(`{"v":1,"ak":"${ak}AAAA"}`))).toBe('bad_backup');
-    expect(await codeOf(async () => open(`{"v":1,"ak":"${ak}="}`))).toBe('bad_backup');
-    expect(await codeOf(async () => open('{"v":1}'))).toBe('bad_backup');
-    expect(await codeOf(async () => open('not json'))).toBe('bad_backup');
+    expect(await codeOfAsync(async () => open(`{"v":2,"ak":"${ak}"}`))).toBe('bad_version');
+    expect(await codeOfAsync(async () => open(`{"ak":"${ak}"}`))).toBe('bad_version');
+    expect(await codeOfAsync(async () => open(`{"v":1,"ak":"${ak.slice(0, -1)}"}`))).toBe('bad_backup');
+    expect(await codeOfAsync(async () => open(`{"v":1,"ak":"${ak}AAAA"}`))).toBe('bad_backup');
+    expect(await codeOfAsync(async () => open(`{"v":1,"ak":"${ak}="}`))).toBe('bad_backup');
+    expect(await codeOfAsync(async () => open('{"v":1}'))).toBe('bad_backup');
+    expect(await codeOfAsync(async () => open('not json'))).toBe('bad_backup');
   });
 
   it('never puts the secret or key bytes in an error message', async () => {

@@ -16,21 +16,12 @@ import {
   unpad,
 } from '../../src/protocol/content.js';
 import { ProtocolError } from '../../src/protocol/errors.js';
+import { codeOf } from '../helpers/protocol-errors.js';
 import { MAX_TEXT_BODY_BYTES } from '../../src/protocol/limits.js';
 
 const vectors = JSON.parse(readFileSync(new URL('../../../shared/protocol/vectors/padding.json', import.meta.url), 'utf8')) as {
   cases: { name: string; expect: string; plaintext?: string; padded: string }[];
 };
-
-function codeOf(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof ProtocolError) return e.code;
-    throw e;
-  }
-  return undefined;
-}
 
 const ID = '0196f5a0-6d2f-7b4c-9d3e-5956670a8437' as MessageId;
 const ID2 = '0196f5a0-5c1e-7a3b-8c2d-d35335e0a478' as MessageId;

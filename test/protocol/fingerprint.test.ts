@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { fromHex } from '../../src/protocol/bytes.js';
-import { ProtocolError } from '../../src/protocol/errors.js';
+import { codeOf } from '../helpers/protocol-errors.js';
 import { displaySafetyNumber, fingerprint, safetyNumber, safetyNumberOf } from '../../src/protocol/fingerprint.js';
 
 interface Party {
@@ -22,16 +22,6 @@ interface SafetyCase {
 const cases = (
   JSON.parse(readFileSync(new URL('../../../shared/protocol/vectors/keys.json', import.meta.url), 'utf8')) as { cases: SafetyCase[] }
 ).cases.filter((c) => c.kind === 'safety_number');
-
-function codeOf(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof ProtocolError) return e.code;
-    throw e;
-  }
-  return undefined;
-}
 
 const digits = (n: number) => fc.array(fc.integer({ min: 0, max: 9 }), { minLength: n, maxLength: n }).map((d) => d.join(''));
 
