@@ -41,6 +41,8 @@ export class Outbox {
   private running: Promise<void> | null = null;
   private again = false;
   private stopped = true;
+  /** The last `ts` given out: each message gets a later one, so (ts, id) orders a device's messages as sent. */
+  private lastTs = 0;
 
   constructor(
     private readonly core: ClientCore,
@@ -61,7 +63,10 @@ export class Outbox {
   /** Stores a message for `recipient` and schedules its delivery. `silent`: no status (receipts). */
   async enqueue(recipient: string, body: ContentBody, silent = false): Promise<string> {
     const { ctx, kv } = this.core;
-    const now = ctx.now();
+    // Several messages in one millisecond would tie on ts, and their random ids would order them
+    // at random on the other side: a millisecond later each keeps the order they were written in.
+    const now = Math.max(ctx.now(), this.lastTs + 1);
+    this.lastTs = now;
     const messageId = newMessageId(now, ctx.random);
     const content = new TextDecoder().decode(serialiseContent({ ...body, id: messageId, ts: now } as ContentInput));
     const entry: Entry = { messageId, recipient, content, createdAt: now, copies: [], attempts: 0, nextAttemptAt: 0, silent };

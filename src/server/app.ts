@@ -24,6 +24,8 @@ export interface AppDeps extends RouteDeps {
     readonly maxBodyBytes: number;
     /** Express "trust proxy" (which client address rate limits see). */
     readonly trustProxy: boolean | number | string;
+    /** Bearer token that opens /metrics on the API port; null: /metrics is not served there. */
+    readonly metricsToken: string | null;
   };
 }
 

@@ -59,6 +59,15 @@ export interface Config {
   readonly prekeyGcIntervalSeconds: number;
   /** The delivery model (Server II, src/server/delivery/limits.ts). */
   readonly delivery: DeliveryConfig;
+  readonly metrics: MetricsConfig;
+}
+
+/** Who may read /metrics: never the world. */
+export interface MetricsConfig {
+  /** `Authorization: Bearer <token>` opens /metrics on the API port; null: not served there. */
+  readonly token: string | null;
+  /** A separate listener serving only /metrics (e.g. 127.0.0.1:9464), without a token. */
+  readonly listen: { readonly host: string; readonly port: number } | null;
 }
 
 export interface DeliveryConfig {
@@ -141,13 +150,30 @@ const VARS = {
   GCHAT_MAX_PENDING_SENDS: { schema: int(1, 10_000_000), default: '20000' },
   GCHAT_DELIVERY_GC_INTERVAL_SECONDS: { schema: int(0, 86_400), default: '60' },
   GCHAT_DELIVERY_DB_POOL: { schema: int(1, 100), default: '4' },
+  GCHAT_METRICS_TOKEN: {
+    schema: z.string().trim().regex(/^[\x21-\x7e]{16,256}$/, 'must be 16..256 visible ASCII characters').optional(),
+    default: undefined,
+  },
+  GCHAT_METRICS_LISTEN: {
+    schema: z
+      .string()
+      .trim()
+      .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+):\d{1,5}$/, 'must be "host:port", e.g. "127.0.0.1:9464"')
+      .transform((s) => {
+        const i = s.lastIndexOf(':');
+        return { host: s.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(s.slice(i + 1)) };
+      })
+      .refine((l) => l.port <= 65535, 'port must be at most 65535')
+      .optional(),
+    default: undefined,
+  },
 } as const;
 
 type Vars = typeof VARS;
 type Parsed = { [K in keyof Vars]: z.output<Vars[K]['schema']> };
 
 /** Variables whose value may hold a secret and is never echoed in an error. */
-const SECRET = new Set<string>(['DATABASE_URL']);
+const SECRET = new Set<string>(['DATABASE_URL', 'GCHAT_METRICS_TOKEN']);
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const problems: string[] = [];
@@ -206,6 +232,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       gcIntervalMs: p.GCHAT_DELIVERY_GC_INTERVAL_SECONDS * 1000,
       dbPool: p.GCHAT_DELIVERY_DB_POOL,
     },
+    metrics: { token: p.GCHAT_METRICS_TOKEN ?? null, listen: p.GCHAT_METRICS_LISTEN ?? null },
   };
 }
 

@@ -1,4 +1,5 @@
-/** /live (the process answers), /ready (the database answers), /metrics (Prometheus). */
+/** /live (the process answers), /ready (the database answers), /metrics (Prometheus, never open to the world). */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Router } from 'express';
 import type { AppDeps } from './app.js';
 import { ApiError, errorBody, loggableError } from './errors.js';
@@ -18,8 +19,20 @@ export function healthRoutes(router: Router, deps: AppDeps): void {
       res.status(503).json(errorBody(new ApiError('unavailable', 'database unavailable')));
     }
   });
-  router.get('/metrics', async (_req, res) => {
+  router.get('/metrics', async (req, res) => {
     res.locals.route = '/metrics';
+    const token = deps.http.metricsToken;
+    // Unconfigured, the API port does not serve metrics at all (a separate listener may).
+    if (token === null) throw new ApiError('not_found', 'no such route');
+    if (!bearerMatches(req.get('authorization'), token)) throw new ApiError('unauthorized', 'metrics need the configured bearer token');
     res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
+}
+
+/** Compares digests, so the time taken says nothing about how much of the token matched. */
+function bearerMatches(header: string | undefined, token: string): boolean {
+  const m = /^Bearer (\S+)$/.exec(header ?? '');
+  if (!m) return false;
+  const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+  return timingSafeEqual(digest(m[1]!), digest(token));
 }

@@ -2,7 +2,7 @@
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { loggableError } from './errors.js';
 import { createAppDeps, createLogger, openConfiguredDatabase, startServer } from './server.js';
-import { createMetrics } from './metrics.js';
+import { createMetrics, serveMetrics } from './metrics.js';
 import { mountDelivery } from './delivery/mount.js';
 
 let config: Config;
@@ -22,6 +22,8 @@ const deps = createAppDeps(config, db, log, { metrics: createMetrics({ processMe
 const delivery = mountDelivery(config, deps);
 const server = await startServer({ config, deps, extensions: delivery.extensions });
 await delivery.start(server);
+const metricsServer = config.metrics.listen ? await serveMetrics(deps.metrics.registry, config.metrics.listen) : null;
+if (config.metrics.listen) log.info({ metrics: `${config.metrics.listen.host}:${config.metrics.listen.port}` }, 'metrics listening');
 log.info({ url: server.url, database: db.kind, dataDir: db.kind === 'pglite' ? config.dataDir : undefined }, 'GChat server listening');
 
 let stopping = false;
@@ -31,6 +33,7 @@ async function stop(signal: string): Promise<void> {
   log.info({ signal }, 'stopping');
   try {
     await delivery.close();
+    metricsServer?.close();
     await server.close();
     await db.close();
     process.exit(0);

@@ -34,7 +34,7 @@ export function createAppDeps(config: Config, db: Database, log: Logger, overrid
     deviceRemoval: new DeviceRemovalHooks(),
     rate: createRateLimiters(config.rateLimits, () => clock().getTime()),
     metrics: createMetrics({ processMetrics: false }),
-    http: { maxBodyBytes: config.limits.maxBodyBytes, trustProxy: config.trustProxy },
+    http: { maxBodyBytes: config.limits.maxBodyBytes, trustProxy: config.trustProxy, metricsToken: config.metrics.token },
     ...overrides,
   };
 }

@@ -29,7 +29,20 @@ export interface DeliveryDeps {
   /** GC every this many ms; 0 turns the timer off (tests call gc()). */
   readonly gcIntervalMs?: number;
   readonly log?: (msg: string, err?: unknown) => void;
+  readonly observer?: DeliveryObserver;
 }
+
+/** What delivery reports for metrics; every hook is cheap and synchronous. */
+export interface DeliveryObserver {
+  /** Envelopes committed to queues by one batch of sends. */
+  queued(envelopes: number): void;
+  /** Envelopes written to streams, or read over REST. */
+  delivered(envelopes: number): void;
+  acked(envelopes: number): void;
+  gc(report: GcReport, seconds: number): void;
+}
+
+const NO_OBSERVER: DeliveryObserver = { queued() {}, delivered() {}, acked() {}, gc() {} };
 
 export interface Delivery {
   readonly repo: QueueRepository;
@@ -38,6 +51,7 @@ export interface Delivery {
   readonly hub: StreamHub;
   readonly stream: StreamServer;
   readonly limits: DeliveryLimits;
+  readonly observer: DeliveryObserver;
   /** Connects LISTEN (PostgreSQL) and starts the GC timer. */
   start(): Promise<void>;
   /** Routes `/v1/stream` upgrades of this http server to the stream. */
@@ -53,10 +67,11 @@ export function createDelivery(deps: DeliveryDeps): Delivery {
   const limits: DeliveryLimits = { ...DEFAULT_LIMITS, ...deps.limits };
   const now = deps.now ?? Date.now;
   const log = deps.log ?? (() => undefined);
+  const observe = deps.observer ?? NO_OBSERVER;
   const repo = new QueueRepository(deps.db);
   const wakeBus: WakeBus =
     deps.db.kind === 'postgres' && deps.databaseUrl ? new PgWakeBus(deps.databaseUrl) : new LocalWakeBus();
-  const hub = new StreamHub(repo, (err) => log('stream read failed', err));
+  const hub = new StreamHub(repo, (err) => log('stream read failed', err), (n) => observe.delivered(n));
   wakeBus.subscribe((w) => hub.wake(w));
 
   const sends = new SendService({
@@ -64,13 +79,19 @@ export function createDelivery(deps: DeliveryDeps): Delivery {
     wakeBus,
     limits,
     now,
-    onCommitted: (byDevice) => hub.offer(byDevice),
+    onCommitted: (byDevice) => {
+      let n = 0;
+      for (const envs of byDevice.values()) n += envs.length;
+      observe.queued(n);
+      hub.offer(byDevice);
+    },
   });
 
   const ackBatcher = new GroupCommit<{ device: DeviceRef; ids: readonly string[] }, number>(
     async (items) => {
       const pairs = items.flatMap((it) => it.ids.map((id) => ({ device: it.device, id })));
       const gone = await repo.deleteAcked(pairs);
+      observe.acked(gone.size);
       return items.map((it) => it.ids.filter((id) => gone.has(id)).length);
     },
     { maxBatch: MAX_ACKS_PER_BATCH, maxPending: 100_000 },
@@ -95,9 +116,15 @@ export function createDelivery(deps: DeliveryDeps): Delivery {
   let gcTimer: NodeJS.Timeout | null = null;
   let gcRunning: Promise<GcReport> | null = null;
   const gc = (): Promise<GcReport> => {
-    gcRunning ??= runGc(repo, { retentionMs: limits.retentionMs, now }).finally(() => {
-      gcRunning = null;
-    });
+    const started = performance.now();
+    gcRunning ??= runGc(repo, { retentionMs: limits.retentionMs, now })
+      .then((report) => {
+        observe.gc(report, (performance.now() - started) / 1000);
+        return report;
+      })
+      .finally(() => {
+        gcRunning = null;
+      });
     return gcRunning;
   };
 
@@ -108,6 +135,7 @@ export function createDelivery(deps: DeliveryDeps): Delivery {
     hub,
     stream,
     limits,
+    observer: observe,
     async start() {
       if (wakeBus instanceof PgWakeBus) await wakeBus.start();
       const every = deps.gcIntervalMs ?? GC_INTERVAL_MS;

@@ -42,6 +42,11 @@ export function mountDelivery(config: Config, deps: AppDeps, opts: { now?: () =>
     gcIntervalMs: config.delivery.gcIntervalMs,
     now: opts.now ?? (() => deps.clock().getTime()),
     log,
+    observer: deps.metrics.delivery,
+  });
+  deps.metrics.bindDelivery({
+    streams: () => delivery.hub.size,
+    queued: async () => Number((await sql.query<{ n: string }>('SELECT count(*) AS n FROM delivery_envelopes'))[0]?.n ?? 0),
   });
   deps.deviceRemoval.afterCommit((e) => delivery.deviceRemoved(deviceRef(e.accountId, e.deviceId)));
   const router = Router();

@@ -36,6 +36,7 @@ export class Stream {
     private readonly sink: StreamSink,
     private readonly repo: QueueRepository,
     private readonly onError: (err: unknown) => void,
+    private readonly onSent: (envelopes: number) => void = () => undefined,
   ) {}
 
   /** Reads the queue and sends what this stream has not sent, within the window. */
@@ -101,6 +102,7 @@ export class Stream {
     if (fresh.length === 0) return;
     for (const e of fresh) this.inflight.add(e.id);
     this.sink.send({ op: 'envelopes', envelopes: fresh });
+    this.onSent(fresh.length);
   }
 
   /** After the acked envelopes are gone from the database. */
@@ -127,6 +129,8 @@ export class StreamHub {
   constructor(
     private readonly repo: QueueRepository,
     private readonly onError: (err: unknown) => void = () => undefined,
+    /** Envelopes written to a stream (metrics). */
+    private readonly onSent: (envelopes: number) => void = () => undefined,
   ) {}
 
   get size(): number {
@@ -143,7 +147,7 @@ export class StreamHub {
       return null;
     }
     this.byDevice.get(device)?.close(4001, 'replaced by a newer connection');
-    const stream = new Stream(device, sink, this.repo, this.onError);
+    const stream = new Stream(device, sink, this.repo, this.onError, this.onSent);
     this.byDevice.set(device, stream);
     stream.pump();
     return stream;

@@ -66,6 +66,7 @@ export function messagesRouter(deps: MessagesRouterDeps): Router {
     const raw = typeof req.query.limit === 'string' ? Number(req.query.limit) : FETCH_PAGE;
     const limit = Number.isInteger(raw) && raw >= 1 ? Math.min(raw, FETCH_PAGE) : FETCH_PAGE;
     const rows = await delivery.repo.fetch(sender.deviceRef, [], limit + 1);
+    delivery.observer.delivered(Math.min(rows.length, limit));
     res.json({ envelopes: rows.slice(0, limit), more: rows.length > limit });
   });
 
