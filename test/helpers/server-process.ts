@@ -44,6 +44,8 @@ const TEST_ENV = {
 export class ServerProcess {
   private child: ChildProcess | null = null;
   private output = '';
+  /** How much of the output `log` keeps (the tail); `create({ wholeLog: true })` keeps all of it. */
+  private logLimit = 20_000;
   readonly url: string;
 
   private constructor(
@@ -60,7 +62,7 @@ export class ServerProcess {
     return new ServerProcess(port, { ...TEST_ENV, ...env, PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: databaseUrl }, async () => undefined);
   }
 
-  static async create(opts: { prefix: string; env?: Record<string, string> }): Promise<ServerProcess> {
+  static async create(opts: { prefix: string; env?: Record<string, string>; wholeLog?: boolean }): Promise<ServerProcess> {
     const port = await freePort();
     const db = await freshPgDatabase(opts.prefix);
     const dataDir = db ? null : mkdtempSync(join(tmpdir(), 'gchat-srv-'));
@@ -71,6 +73,7 @@ export class ServerProcess {
       await db?.drop();
       if (dataDir) rmSync(dataDir, { recursive: true, force: true });
     });
+    if (opts.wholeLog) s.logLimit = Infinity;
     await s.start();
     return s;
   }
@@ -87,8 +90,12 @@ export class ServerProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
-    child.stdout!.on('data', (d: Buffer) => (this.output = (this.output + d.toString()).slice(-20_000)));
-    child.stderr!.on('data', (d: Buffer) => (this.output = (this.output + d.toString()).slice(-20_000)));
+    const keep = (d: Buffer): void => {
+      this.output += d.toString();
+      if (this.output.length > this.logLimit) this.output = this.output.slice(-this.logLimit);
+    };
+    child.stdout!.on('data', keep);
+    child.stderr!.on('data', keep);
     const deadline = Date.now() + 120_000;
     while (Date.now() < deadline) {
       if (child.exitCode !== null) throw new Error(`server exited (${child.exitCode}):\n${this.output}`);
