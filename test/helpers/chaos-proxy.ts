@@ -6,7 +6,8 @@
 import { type Server, type Socket, createConnection, createServer } from 'node:net';
 
 export interface ChaosOptions {
-  targetPort: number;
+  /** Where connections go; with several, each new connection takes the next that accepts it. */
+  targetPort: number | number[];
   seed: number;
   /** Probability that a new connection is refused at once. */
   refuse: number;
@@ -15,6 +16,19 @@ export interface ChaosOptions {
   cutWithinMs: number;
   /** Each chunk is held up to this long. */
   maxDelayMs: number;
+}
+
+/** The moments a connection is joined to a target: a dead target is skipped for the next one. */
+function connectAny(ports: readonly number[], start: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const attempt = (i: number): void => {
+      if (i >= ports.length) return reject(new Error('no target accepts'));
+      const s = createConnection({ host: '127.0.0.1', port: ports[(start + i) % ports.length]! });
+      s.once('connect', () => resolve(s));
+      s.once('error', () => attempt(i + 1));
+    };
+    attempt(0);
+  });
 }
 
 function mulberry32(seed: number): () => number {
@@ -34,7 +48,10 @@ export class ChaosProxy {
   private readonly random: () => number;
   port = 0;
   enabled = true;
-  readonly stats = { connections: 0, refused: 0, cut: 0 };
+  readonly stats = { connections: 0, refused: 0, cut: 0, stalls: 0 };
+  private next = 0;
+  /** While set, no byte moves in either direction (a stalled network, not a closed one). */
+  private stalledUntil = 0;
 
   constructor(private readonly o: ChaosOptions) {
     this.random = mulberry32(o.seed);
@@ -58,7 +75,16 @@ export class ChaosProxy {
       client.destroy();
       return;
     }
-    const upstream = createConnection({ host: '127.0.0.1', port: this.o.targetPort });
+    const ports = Array.isArray(this.o.targetPort) ? this.o.targetPort : [this.o.targetPort];
+    client.pause();
+    connectAny(ports, this.next++).then(
+      (upstream) => this.join(client, upstream),
+      () => client.destroy(),
+    );
+  }
+
+  private join(client: Socket, upstream: Socket): void {
+    if (client.destroyed) return void upstream.destroy();
     upstream.on('error', () => client.destroy());
     client.on('error', () => upstream.destroy());
     this.sockets.add(client).add(upstream);
@@ -72,6 +98,7 @@ export class ChaosProxy {
     upstream.on('close', forget);
     this.pipe(client, upstream);
     this.pipe(upstream, client);
+    client.resume();
     if (this.enabled && this.random() < this.o.cut) {
       setTimeout(() => {
         this.stats.cut++;
@@ -85,11 +112,17 @@ export class ChaosProxy {
     let chain = Promise.resolve();
     from.on('data', (chunk: Buffer) => {
       const delay = this.enabled ? this.random() * this.o.maxDelayMs : 0;
-      chain = chain.then(() => new Promise<void>((r) => setTimeout(r, delay))).then(() => {
+      chain = chain.then(() => new Promise<void>((r) => setTimeout(r, Math.max(delay, this.stalledUntil - Date.now())))).then(() => {
         if (!to.destroyed) to.write(chunk);
       });
     });
     from.on('end', () => void chain.then(() => to.end()));
+  }
+
+  /** Holds every byte for `ms` (connections stay open, as on a congested or frozen link). */
+  stall(ms: number): void {
+    this.stats.stalls++;
+    this.stalledUntil = Math.max(this.stalledUntil, Date.now() + ms);
   }
 
   /** Cuts every open connection now. */
