@@ -19,7 +19,7 @@ import { ProtocolError } from '../../src/protocol/errors.js';
 import { codeOf } from '../helpers/protocol-errors.js';
 import { MAX_TEXT_BODY_BYTES } from '../../src/protocol/limits.js';
 
-const vectors = JSON.parse(readFileSync(new URL('../../../shared/protocol/vectors/padding.json', import.meta.url), 'utf8')) as {
+const vectors = JSON.parse(readFileSync(new URL('../vectors/padding.json', import.meta.url), 'utf8')) as {
   cases: { name: string; expect: string; plaintext?: string; padded: string }[];
 };
 
