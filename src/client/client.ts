@@ -214,7 +214,8 @@ export class GChatClient {
       onState: (s) => {
         this.connection = s;
         this.events.fire('connection', s);
-        if (s === 'online') this.outbox.kick();
+        // Back online: what waited out a retry backoff goes now, not when its timer ends.
+        if (s === 'online') this.outbox.retryNow();
       },
     });
     this.stream.start();
@@ -301,6 +302,25 @@ export class GChatClient {
     return ((await this.core.kv.get(keys.message(conversation, id.toLowerCase()))) as MessageRecord | undefined) ?? null;
   }
 
+  /**
+   * Received messages (text and unreadable ones) that no interface has marked seen, oldest first:
+   * whatever received them (a `send` that caught up on the queue, a client without a screen), a
+   * later interface shows them from here. markSeen() takes them off.
+   */
+  async unseen(): Promise<MessageRecord[]> {
+    const out: MessageRecord[] = [];
+    for (const [key, v] of await this.core.kv.list(keys.unseenPrefix)) {
+      const id = key.slice(keys.unseenPrefix.length);
+      const rec = await this.message((v as { conversation: string }).conversation, id);
+      if (rec) out.push(rec);
+    }
+    return out.sort((a, b) => (a.serverTs ?? a.ts) - (b.serverTs ?? b.ts) || (a.messageId < b.messageId ? -1 : 1));
+  }
+
+  async markSeen(messageIds: string[]): Promise<void> {
+    if (messageIds.length) await this.core.kv.write(messageIds.map((id) => [keys.unseen(id.toLowerCase()), undefined] as const));
+  }
+
   /** Messages still waiting for the server to accept them. */
   async pendingCount(): Promise<number> {
     return (await this.outbox.pending()).length;
@@ -308,8 +328,9 @@ export class GChatClient {
 
   // ---- contacts ------------------------------------------------------------------------------
 
-  contacts(): Promise<StoredContact[]> {
-    return this.directory.contacts();
+  /** The other accounts this device knows (its own account, kept for its other devices, is not a contact). */
+  async contacts(): Promise<StoredContact[]> {
+    return (await this.directory.contacts()).filter((c) => c.userId !== this.userId);
   }
   contact(userId: string): Promise<StoredContact | null> {
     return this.directory.contact(userId);

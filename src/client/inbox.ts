@@ -137,6 +137,7 @@ export class Inbox {
     };
     batch.put(keys.seen(env.sender, id), { at: this.core.ctx.now() });
     batch.put(keys.message(conversation, id), record as unknown as Json);
+    batch.put(keys.unseen(id), { conversation });
     const m: UnreadableMessage = { messageId: id, conversation, sender: env.sender, senderDevice: env.sender_device, outgoing: own, unsupported, reason, serverTs: env.server_ts };
     effects.push(() => events.fire('unreadable', m));
     return own || kind === 'receipt' ? null : id;
@@ -173,6 +174,7 @@ export class Inbox {
           failure: null,
         };
         batch.put(keys.message(conversation, c.id), record as unknown as Json);
+        batch.put(keys.unseen(c.id), { conversation });
         const m: IncomingMessage = {
           messageId: c.id,
           conversation,

@@ -127,4 +127,7 @@ export const keys = {
   /** Where a message of ours lives, by id, for receipts. */
   sentIndex: (messageId: string) => `sent/${messageId}`,
   resetSentAt: (userId: string, deviceId: number) => `resets/${enc(userId)}/${pad(deviceId)}`,
+  /** Received messages no user interface has shown yet (UUIDv7 ids: in the senders' time order). */
+  unseen: (messageId: string) => `unseen/${messageId}`,
+  unseenPrefix: 'unseen/',
 } as const;
