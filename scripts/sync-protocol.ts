@@ -1,13 +1,13 @@
 /**
- * `npm run sync:protocol [-- DIR]`: copies the protocol's source of truth (DIR, default
- * ../shared/protocol) into this repository, so a clone needs nothing outside itself:
+ * `npm run sync:protocol [-- DIR [REPO]]`: copies the protocol's source of truth (DIR, default
+ * ../shared/protocol) into this repository (or REPO), so a clone needs nothing outside itself:
  * SPEC.md -> docs/protocol.md, vectors/*.json -> test/vectors/, README.md -> test/vectors/README.md.
  * Vector files that are gone from DIR are removed here too. Prints what changed.
  */
-import { copyFileSync, existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-const root = join(import.meta.dirname, '..');
+const root = resolve(process.argv[3] ?? join(import.meta.dirname, '..'));
 const source = resolve(root, process.argv[2] ?? '../shared/protocol');
 
 function sync(from: string, to: string): boolean {
@@ -22,6 +22,8 @@ function main(): number {
     return 1;
   }
   const vectorsDir = join(root, 'test/vectors');
+  mkdirSync(vectorsDir, { recursive: true });
+  mkdirSync(join(root, 'docs'), { recursive: true });
   const pairs: [string, string][] = [
     [join(source, 'SPEC.md'), join(root, 'docs/protocol.md')],
     [join(source, 'README.md'), join(vectorsDir, 'README.md')],

@@ -73,3 +73,30 @@ describe('the backup runner honours the case flags', () => {
     expect(results[0]).toMatchObject({ ok: false, detail: 'reader accepted the blob' });
   }, 120_000);
 });
+
+describe('npm run sync:protocol', () => {
+  it('copies the spec and the vectors in, drops vector files the source no longer has, and reports an unchanged copy', async () => {
+    const { mkdtempSync, mkdirSync, readFileSync, readdirSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const src = mkdtempSync(join(tmpdir(), 'proto-src-'));
+    const repo = mkdtempSync(join(tmpdir(), 'proto-repo-'));
+    mkdirSync(join(src, 'vectors'));
+    writeFileSync(join(src, 'SPEC.md'), '# spec v2\n');
+    writeFileSync(join(src, 'README.md'), '# readme\n');
+    writeFileSync(join(src, 'vectors', 'keys.json'), '{"topic":"keys"}');
+    mkdirSync(join(repo, 'test/vectors'), { recursive: true });
+    writeFileSync(join(repo, 'test/vectors', 'gone.json'), '{}');
+    const sync = () => promisify(execFile)('npx', ['tsx', 'scripts/sync-protocol.ts', src, repo], { cwd: root });
+    const first = await sync();
+    expect(readFileSync(join(repo, 'docs/protocol.md'), 'utf8')).toBe('# spec v2\n');
+    expect(readFileSync(join(repo, 'test/vectors/README.md'), 'utf8')).toBe('# readme\n');
+    expect(readdirSync(join(repo, 'test/vectors')).sort()).toEqual(['README.md', 'keys.json']);
+    expect(first.stdout).toMatch(/removed test\/vectors\/gone.json/);
+    expect((await sync()).stdout).toMatch(/^up to date with /m);
+    const missing = await promisify(execFile)('npx', ['tsx', 'scripts/sync-protocol.ts', join(src, 'nowhere'), repo], { cwd: root }).then(
+      () => 0,
+      (e: { code: number }) => e.code,
+    );
+    expect(missing).toBe(1);
+  }, 120_000);
+});
