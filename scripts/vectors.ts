@@ -15,7 +15,7 @@ const runners: Record<string, () => Promise<{ run: TopicRunner }>> = {
 };
 
 async function main(): Promise<number> {
-  const dir = resolve(process.argv[2] ?? '../shared/protocol/vectors');
+  const dir = process.argv[2] ? resolve(process.argv[2]) : join(import.meta.dirname, '../test/vectors');
   const verbose = process.argv.includes('--verbose');
   const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
   let passed = 0;

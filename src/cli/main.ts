@@ -10,7 +10,8 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { fromBase64url, toBase64url } from '../protocol/bytes.js';
 import { GChatClient } from '../client/client.js';
-import type { IncomingMessage } from '../client/core.js';
+import type { IncomingMessage, UnreadableMessage } from '../client/core.js';
+import type { MessageRecord } from '../client/state.js';
 import { nodeClientOptions } from '../client/node.js';
 import { ApiRequestError, GChatApi, NetworkError } from '../client/transport/api.js';
 
@@ -20,8 +21,10 @@ const USAGE = `usage: gchat [--data DIR] [--server URL] COMMAND
                                (--passphrase: protect the key backup with a passphrase instead)
   add-device USERNAME          add this machine as a new device (password + recovery code/passphrase)
   login                        check this device's credentials with the server, print who you are
-  send USER TEXT               send TEXT to USER; waits until the server accepted it
-  listen [--json]              print messages as they arrive (JSON lines with --json)
+  send USER TEXT               send TEXT to USER; waits until the server accepted it (--timeout SECONDS,
+                               default 60; a message not accepted by then stays queued for the next
+                               gchat command). Messages that arrive meanwhile are kept for listen/chat
+  listen [--json]              print the messages not shown yet, then each as it arrives (JSON lines with --json)
   chat USER                    interactive: incoming messages printed, each line you type is sent
   contacts                     your contacts, their key state and devices
   safety-number USER           the 60-digit safety number to compare with USER
@@ -55,6 +58,30 @@ function printMessage(m: IncomingMessage, json: boolean): void {
     const who = m.outgoing ? `you -> ${m.conversation}` : m.sender;
     process.stdout.write(`[${new Date(m.ts).toISOString()}] ${who}: ${m.body}\n`);
   }
+}
+
+function printUnreadable(m: UnreadableMessage, json: boolean): void {
+  if (json) {
+    process.stdout.write(JSON.stringify({ id: m.messageId, conversation: m.conversation, from: m.sender, device: m.senderDevice, outgoing: m.outgoing, unreadable: m.reason, unsupported: m.unsupported, ts: m.serverTs }) + '\n');
+  } else {
+    const who = m.outgoing ? `you -> ${m.conversation}` : m.sender;
+    const hint = m.unsupported ? ' (a newer gchat may show it)' : '';
+    process.stdout.write(`[${new Date(m.serverTs).toISOString()}] ${who}: [a message that cannot be shown: ${m.reason}${hint}]\n`);
+  }
+}
+
+/** A stored message as the live events carry it, to print what arrived while nobody listened. */
+function printRecord(r: MessageRecord, json: boolean): void {
+  if (r.kind === 'unreadable') {
+    const u = r.unreadable ?? { reason: 'unknown', unsupported: false };
+    printUnreadable({ messageId: r.messageId, conversation: r.conversation, sender: r.sender, senderDevice: r.senderDevice, outgoing: r.outgoing, ...u, serverTs: r.serverTs ?? r.ts }, json);
+    return;
+  }
+  const c = JSON.parse(r.content) as { body?: unknown; reply_to?: string; edit_of?: string };
+  printMessage(
+    { messageId: r.messageId, conversation: r.conversation, sender: r.sender, senderDevice: r.senderDevice, outgoing: r.outgoing, body: String(c.body ?? ''), ts: r.ts, replyTo: c.reply_to ?? null, editOf: c.edit_of ?? null },
+    json,
+  );
 }
 
 async function run(argv: string[]): Promise<number> {
@@ -119,15 +146,26 @@ async function run(argv: string[]): Promise<number> {
       const [to, ...words] = need(2, 'USER and TEXT');
       const o = options();
       const client = await GChatClient.open(o);
-      const timeoutMs = Number(values.timeout ?? 60) * 1000;
+      const timeoutSeconds = Number(values.timeout ?? 60);
+      if (!(timeoutSeconds > 0)) throw new UsageError('--timeout needs a positive number of seconds');
+      let id: string | null = null;
+      let told = false;
+      // Messages that arrive while sending are stored by the SDK and stay unseen: listen shows them.
       const outcome = new Promise<{ status: string; failure: string | null }>((resolve) => {
         client.on('status', (s) => {
-          if (s.messageId === id && (s.status !== 'pending' || s.failure)) resolve(s);
+          if (s.messageId !== id) return;
+          if (s.status !== 'pending') return resolve(s);
+          if (s.failure && !told) {
+            // At once, not after the timeout: the user must know the message waits and will go.
+            told = true;
+            const why = /^queued: ([^;]*)/.exec(s.failure)?.[1] ?? s.failure;
+            process.stderr.write(`gchat: ${s.messageId} queued: ${why}; it goes out when the server is back (waiting up to ${timeoutSeconds} s; after that the next gchat command sends it)\n`);
+          }
         });
-        setTimeout(() => resolve({ status: 'pending', failure: 'not accepted yet; it stays in the outbox and is sent by the next gchat command' }), timeoutMs).unref();
+        setTimeout(() => resolve({ status: 'pending', failure: 'not accepted yet; it stays in the outbox and is sent by the next gchat command' }), timeoutSeconds * 1000).unref();
       });
       await client.start();
-      const id = await client.sendText(to!, words.join(' '));
+      id = await client.sendText(to!, words.join(' '));
       const r = await outcome;
       await client.stop();
       await o.store.close();
@@ -140,9 +178,22 @@ async function run(argv: string[]): Promise<number> {
       const peer = command === 'chat' ? need(1, 'USER')[0]! : null;
       const o = options();
       const client = await GChatClient.open(o);
+      const mine = (conversation: string): boolean => !peer || conversation === peer;
+      // First what arrived while nobody listened (e.g. during a `gchat send`), then live messages.
+      const waiting = (await client.unseen()).filter((r) => mine(r.conversation));
+      for (const r of waiting) printRecord(r, values.json);
+      await client.markSeen(waiting.map((r) => r.messageId));
+      for (const r of waiting) if (!r.outgoing && r.kind === 'text') await client.markRead(r.conversation, [r.messageId]);
       client.on('message', (m) => {
-        if (!peer || m.conversation === peer) printMessage(m, values.json);
-        if (!m.outgoing && (!peer || m.conversation === peer)) void client.markRead(m.conversation, [m.messageId]);
+        if (!mine(m.conversation)) return;
+        printMessage(m, values.json);
+        void client.markSeen([m.messageId]);
+        if (!m.outgoing) void client.markRead(m.conversation, [m.messageId]);
+      });
+      client.on('unreadable', (m) => {
+        if (!mine(m.conversation)) return;
+        printUnreadable(m, values.json);
+        void client.markSeen([m.messageId]);
       });
       client.on('keyChange', ({ userId }) => process.stderr.write(`gchat: ${userId}'s account key changed: compare safety numbers, then 'gchat accept-key ${userId}'\n`));
       client.on('connection', (s) => {

@@ -5,7 +5,7 @@
  */
 import { fromBase64url, toBase64url } from '../protocol/bytes.js';
 import { checkNewPassphrase, formatRecoveryCode, generateRecoveryCode, openBackup, sealBackup } from '../protocol/backup.js';
-import { type MessageId, isMessageId } from '../protocol/content.js';
+import { type MessageId, readMessageId } from '../protocol/content.js';
 import { generateSigningKeyPair, signDeviceCert } from '../protocol/keys.js';
 import { type CryptoProvider, type RandomSource, defaultCrypto, systemRandom } from '../protocol/primitives.js';
 import type { ProtocolContext } from '../protocol/session.js';
@@ -36,10 +36,11 @@ export interface ClientOptions {
   retentionMs?: number;
 }
 
-/** A message_id the caller passed in, checked (the SDK's own ids always pass). */
+/** A message_id the caller passed in, checked and lowercased (SPEC §6; the SDK's own ids always pass). */
 function messageId(id: string): MessageId {
-  if (!isMessageId(id)) throw new TypeError(`not a message id: ${id}`);
-  return id;
+  const read = readMessageId(id);
+  if (read === null) throw new TypeError(`not a message id: ${id}`);
+  return read;
 }
 
 export class NotRegisteredError extends Error {
@@ -213,7 +214,8 @@ export class GChatClient {
       onState: (s) => {
         this.connection = s;
         this.events.fire('connection', s);
-        if (s === 'online') this.outbox.kick();
+        // Back online: what waited out a retry backoff goes now, not when its timer ends.
+        if (s === 'online') this.outbox.retryNow();
       },
     });
     this.stream.start();
@@ -287,7 +289,7 @@ export class GChatClient {
   }
 
   cancel(messageId: string): Promise<boolean> {
-    return this.outbox.cancel(messageId);
+    return this.outbox.cancel(messageId.toLowerCase());
   }
 
   /** The conversation with `userId`, oldest first. */
@@ -295,8 +297,28 @@ export class GChatClient {
     return (await this.core.kv.list(keys.messagesOf(userId))).map(([, v]) => v as unknown as MessageRecord).sort((a, b) => a.ts - b.ts || (a.messageId < b.messageId ? -1 : 1));
   }
 
-  async message(conversation: string, messageId: string): Promise<MessageRecord | null> {
-    return ((await this.core.kv.get(keys.message(conversation, messageId))) as MessageRecord | undefined) ?? null;
+  async message(conversation: string, id: string): Promise<MessageRecord | null> {
+    // Stored ids are lowercase (SPEC §6); a caller may hold one in either case.
+    return ((await this.core.kv.get(keys.message(conversation, id.toLowerCase()))) as MessageRecord | undefined) ?? null;
+  }
+
+  /**
+   * Received messages (text and unreadable ones) that no interface has marked seen, oldest first:
+   * whatever received them (a `send` that caught up on the queue, a client without a screen), a
+   * later interface shows them from here. markSeen() takes them off.
+   */
+  async unseen(): Promise<MessageRecord[]> {
+    const out: MessageRecord[] = [];
+    for (const [key, v] of await this.core.kv.list(keys.unseenPrefix)) {
+      const id = key.slice(keys.unseenPrefix.length);
+      const rec = await this.message((v as { conversation: string }).conversation, id);
+      if (rec) out.push(rec);
+    }
+    return out.sort((a, b) => (a.serverTs ?? a.ts) - (b.serverTs ?? b.ts) || (a.messageId < b.messageId ? -1 : 1));
+  }
+
+  async markSeen(messageIds: string[]): Promise<void> {
+    if (messageIds.length) await this.core.kv.write(messageIds.map((id) => [keys.unseen(id.toLowerCase()), undefined] as const));
   }
 
   /** Messages still waiting for the server to accept them. */
@@ -306,8 +328,9 @@ export class GChatClient {
 
   // ---- contacts ------------------------------------------------------------------------------
 
-  contacts(): Promise<StoredContact[]> {
-    return this.directory.contacts();
+  /** The other accounts this device knows (its own account, kept for its other devices, is not a contact). */
+  async contacts(): Promise<StoredContact[]> {
+    return (await this.directory.contacts()).filter((c) => c.userId !== this.userId);
   }
   contact(userId: string): Promise<StoredContact | null> {
     return this.directory.contact(userId);

@@ -22,8 +22,26 @@ export interface IncomingMessage {
   editOf: string | null;
 }
 
+/**
+ * A message that decrypted but cannot be shown (SPEC §6): the user is told, never left unaware.
+ * `unsupported`: the content is from a newer version (unknown kind or content version), so
+ * updating may help; otherwise it is malformed.
+ */
+export interface UnreadableMessage {
+  messageId: string;
+  conversation: string;
+  sender: string;
+  senderDevice: number;
+  outgoing: boolean;
+  unsupported: boolean;
+  reason: string;
+  /** When the server accepted it (the content's own ts may be unreadable too). */
+  serverTs: number;
+}
+
 export interface ClientEvents {
   message: (m: IncomingMessage) => void;
+  unreadable: (m: UnreadableMessage) => void;
   status: (s: { messageId: string; conversation: string; status: MessageStatus; failure: string | null }) => void;
   typing: (t: { from: string; state: 'started' | 'stopped' }) => void;
   keyChange: (c: { userId: string }) => void;

@@ -5,11 +5,11 @@
  * the user accepts the change (§8).
  */
 import { fromBase64url, fromUtf8 } from '../protocol/bytes.js';
-import { type Content, type MessageId, isMessageId, parseContent } from '../protocol/content.js';
+import { type Content, type MessageId, isMessageId, parseContent, readMessageId } from '../protocol/content.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { SESSION_RESET_INTERVAL_MS } from '../protocol/limits.js';
 import { decryptMessage, startSession } from '../protocol/session.js';
-import type { ClientCore, IncomingMessage } from './core.js';
+import type { ClientCore, IncomingMessage, UnreadableMessage } from './core.js';
 import type { Directory } from './directory.js';
 import type { Outbox } from './outbox.js';
 import { keys, type MessageRecord, type MessageStatus } from './state.js';
@@ -67,12 +67,14 @@ export class Inbox {
       let content: Content;
       try {
         content = parseContent(plaintext);
-      } catch {
-        effects.push(() => events.fire('suspicious', { from: env.sender, device: env.sender_device, reason: 'malformed content' }));
+      } catch (e) {
+        if (!(e instanceof ProtocolError)) throw e;
+        const r = await this.unreadable(env, plaintext, e, batch, effects);
         await batch.flush();
-        return null;
+        return r;
       }
-      if (content.id !== env.message_id) {
+      // The server lowercases ids (SPEC §6); compare as read, whichever side kept the case.
+      if (content.id !== env.message_id.toLowerCase()) {
         effects.push(() => events.fire('suspicious', { from: env.sender, device: env.sender_device, reason: 'message_id differs from the envelope' }));
         await batch.flush();
         return null;
@@ -88,6 +90,57 @@ export class Inbox {
     });
     for (const f of effects) f();
     return receipt;
+  }
+
+  /**
+   * A message that decrypted but whose content this device cannot accept (SPEC §6): kept as an
+   * 'unreadable' record and an event, so the user sees that something came and why it cannot be
+   * shown, and acknowledged with a delivery receipt like any message, so its sender does not show
+   * "sent" forever. A receipt that cannot be read is not answered with another receipt.
+   */
+  private async unreadable(env: Envelope, plaintext: Uint8Array, e: ProtocolError, batch: WriteBatch, effects: Effect[]): Promise<MessageId | null> {
+    const { self, events } = this.core;
+    const id = readMessageId(env.message_id);
+    if (id === null) return this.suspicious(env, 'envelope message_id is not a UUIDv7', effects);
+    if (await batch.get(keys.seen(env.sender, id))) return null;
+    let text = '';
+    let raw: Record<string, unknown> = {};
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(plaintext);
+      const v: unknown = JSON.parse(text);
+      if (typeof v === 'object' && v !== null && !Array.isArray(v)) raw = v as Record<string, unknown>;
+    } catch {
+      // not UTF-8 or not JSON: the reason already says so
+    }
+    const own = env.sender === self.userId;
+    const conversation = own ? (typeof raw['to'] === 'string' && raw['to'] !== '' ? raw['to'] : self.userId) : env.sender;
+    const unsupported = e.code === 'bad_version' || e.message === 'unknown content kind';
+    const kind = typeof raw['kind'] === 'string' ? raw['kind'].slice(0, 64) : null;
+    const reason = unsupported
+      ? e.code === 'bad_version'
+        ? `content version ${JSON.stringify(raw['v'])} is newer than this client reads`
+        : `kind ${JSON.stringify(kind)} is not known to this client version`
+      : `malformed content: ${e.message}`;
+    const record: MessageRecord = {
+      messageId: id,
+      conversation,
+      sender: env.sender,
+      senderDevice: env.sender_device,
+      outgoing: own,
+      kind: 'unreadable',
+      content: text,
+      ts: env.server_ts,
+      serverTs: env.server_ts,
+      status: own ? 'sent' : 'delivered',
+      failure: null,
+      unreadable: { reason, unsupported },
+    };
+    batch.put(keys.seen(env.sender, id), { at: this.core.ctx.now() });
+    batch.put(keys.message(conversation, id), record as unknown as Json);
+    batch.put(keys.unseen(id), { conversation });
+    const m: UnreadableMessage = { messageId: id, conversation, sender: env.sender, senderDevice: env.sender_device, outgoing: own, unsupported, reason, serverTs: env.server_ts };
+    effects.push(() => events.fire('unreadable', m));
+    return own || kind === 'receipt' ? null : id;
   }
 
   private suspicious(env: Envelope, reason: string, effects: Effect[]): null {
@@ -121,6 +174,7 @@ export class Inbox {
           failure: null,
         };
         batch.put(keys.message(conversation, c.id), record as unknown as Json);
+        batch.put(keys.unseen(c.id), { conversation });
         const m: IncomingMessage = {
           messageId: c.id,
           conversation,

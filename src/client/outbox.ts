@@ -40,6 +40,8 @@ export class Outbox {
   private timer: ReturnType<typeof setTimeout> | null = null;
   private running: Promise<void> | null = null;
   private again = false;
+  /** The next run ignores retry backoff (the connection came back). */
+  private ignoreBackoff = false;
   private stopped = true;
   /** The last `ts` given out: each message gets a later one, so (ts, id) orders a device's messages as sent. */
   private lastTs = 0;
@@ -111,6 +113,12 @@ export class Outbox {
     return true;
   }
 
+  /** Runs every waiting entry now, backoff or not: the server answers again. */
+  retryNow(): void {
+    this.ignoreBackoff = true;
+    this.kick();
+  }
+
   /** Runs the outbox soon (after a new message, a reconnect, an accepted key change). */
   kick(delayMs = 0): void {
     if (this.stopped) return;
@@ -144,10 +152,12 @@ export class Outbox {
   /** Attempts every due entry in order; returns when the next one is due (Infinity: none). */
   private async runDue(): Promise<number> {
     const entries = await this.pending();
+    const force = this.ignoreBackoff;
+    this.ignoreBackoff = false;
     let next = Infinity;
     for (const entry of entries) {
       if (this.stopped) return Infinity;
-      if (entry.nextAttemptAt > wallClock()) {
+      if (!force && entry.nextAttemptAt > wallClock()) {
         next = Math.min(next, entry.nextAttemptAt);
         continue;
       }
@@ -188,6 +198,11 @@ export class Outbox {
         const retryAt = wallClock() + retryDelay(entry.attempts);
         const next = { ...entry, attempts: entry.attempts + 1, nextAttemptAt: retryAt };
         await this.core.kv.write([[entryKey(entry), next as unknown as Json]]);
+        // Still pending, but the user learns why it has not gone yet (and that it will be retried).
+        if (!entry.silent && !entry.resendTo) {
+          const why = e instanceof NetworkError ? 'the server cannot be reached' : `the server is busy (${(e as ApiRequestError).code})`;
+          this.core.events.fire('status', { messageId: entry.messageId, conversation: entry.recipient, status: 'pending', failure: `queued: ${why}; retrying until it accepts the message` });
+        }
         return retryAt;
       }
       if (e instanceof ApiRequestError) {

@@ -89,13 +89,16 @@ export interface MessageRecord {
   sender: string;
   senderDevice: number;
   outgoing: boolean;
+  /** The content kind, or 'unreadable' for a message that decrypted but cannot be shown (`unreadable` says why). */
   kind: string;
-  /** The content JSON as sent. */
+  /** The content JSON as sent (for an unreadable message: its text, when it is UTF-8). */
   content: string;
   ts: number;
   serverTs: number | null;
   status: MessageStatus;
   failure: string | null;
+  /** Set on kind 'unreadable': why it cannot be shown, and whether it is from a newer version. */
+  unreadable?: { reason: string; unsupported: boolean };
 }
 
 const enc = encodeURIComponent;
@@ -124,4 +127,7 @@ export const keys = {
   /** Where a message of ours lives, by id, for receipts. */
   sentIndex: (messageId: string) => `sent/${messageId}`,
   resetSentAt: (userId: string, deviceId: number) => `resets/${enc(userId)}/${pad(deviceId)}`,
+  /** Received messages no user interface has shown yet (UUIDv7 ids: in the senders' time order). */
+  unseen: (messageId: string) => `unseen/${messageId}`,
+  unseenPrefix: 'unseen/',
 } as const;

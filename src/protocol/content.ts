@@ -37,8 +37,20 @@ export type MessageId = string & { readonly __brand: 'MessageId' };
 const MESSAGE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const MAX_UUIDV7_MS = 2 ** 48 - 1;
 
+/** True for a message_id as written (SPEC §6: lowercase). */
 export function isMessageId(value: unknown): value is MessageId {
   return typeof value === 'string' && MESSAGE_ID.test(value);
+}
+
+/**
+ * A message_id as read (SPEC §6): uppercase hex digits are accepted and lowercased before any
+ * comparison or storage, so a client whose UUID type prints uppercase loses nothing. Null if the
+ * value is not a UUIDv7 in either case.
+ */
+export function readMessageId(value: unknown): MessageId | null {
+  if (typeof value !== 'string') return null;
+  const lower = value.toLowerCase();
+  return isMessageId(lower) ? lower : null;
 }
 
 /** RFC 9562 UUIDv7: 48-bit Unix milliseconds, version 7, 74 random bits, variant 0b10. */
@@ -169,8 +181,8 @@ function oneOf<T extends string>(o: Json, key: string, allowed: readonly T[]): T
 }
 
 function messageId(o: Json, key: string): MessageId {
-  const x = o[key];
-  if (!isMessageId(x)) bad(`${key} must be a UUIDv7 message_id`);
+  const x = readMessageId(o[key]);
+  if (x === null) bad(`${key} must be a UUIDv7 message_id`);
   return x;
 }
 
@@ -181,8 +193,9 @@ function optionalMessageId(o: Json, key: string): MessageId | undefined {
 function messageIds(o: Json, key: string): MessageId[] {
   const x = o[key];
   if (!Array.isArray(x) || x.length === 0) bad(`${key} must be a non-empty array of message_ids`);
-  if (!x.every(isMessageId)) bad(`${key} must hold only UUIDv7 message_ids`);
-  return x;
+  const ids = x.map(readMessageId);
+  if (ids.some((id) => id === null)) bad(`${key} must hold only UUIDv7 message_ids`);
+  return ids as MessageId[];
 }
 
 function optionalNullable(c: Json, key: string, type: 'string' | 'number'): void {
@@ -245,6 +258,7 @@ function toContent(o: unknown): Content {
   if (!isObject(o)) bad('content must be a JSON object');
   if (o['v'] !== 1) fail('bad_version', 'content version must be 1');
   const id = messageId(o, 'id');
+  // JSON.parse already reads 1767225600000.0 as the integer, as SPEC §6 asks; a real fraction is refused.
   const ts = o['ts'];
   if (typeof ts !== 'number' || !Number.isSafeInteger(ts) || ts < 0) bad('ts must be a non-negative integer (ms since epoch)');
   let to: string | undefined;
@@ -279,12 +293,22 @@ export function decodeContent(padded: Uint8Array): Content {
   return parseContent(unpad(padded));
 }
 
+/** A message_id field as written: lowercase (SPEC §6), whatever case the caller passed. */
+function lowerId(x: unknown): unknown {
+  return typeof x === 'string' && readMessageId(x) !== null ? x.toLowerCase() : x;
+}
+
 /** The JSON bytes of a content object, members in §6's order; refuses what parseContent would. */
 export function serialiseContent(content: ContentInput): Uint8Array {
   if (!isObject(content)) fail('bad_content', 'content must be an object');
-  const { v: _v, id, ts, kind, to, ...rest } = content as Json;
+  const { v: _v, id: rawId, ts, kind, to, ...rest } = content as Json;
+  const id = lowerId(rawId);
   let fields: Json = rest;
-  if (content.kind === 'device-sync') {
+  if (content.kind === 'text') {
+    for (const k of ['reply_to', 'edit_of'] as const) if (rest[k] !== undefined) fields = { ...fields, [k]: lowerId(rest[k]) };
+  } else if ((content.kind === 'receipt' || content.kind === 'session-reset') && Array.isArray(rest['ids'])) {
+    fields = { ...fields, ids: rest['ids'].map(lowerId) };
+  } else if (content.kind === 'device-sync') {
     if (!isObject(content.data)) bad('device-sync data must be an object');
     if (Object.keys(content.data).some((k) => COMMON_KEYS.has(k) || k === 'type')) bad('device-sync data must not hold v, id, ts, kind, to or type');
     fields = { type: content.type, ...content.data };

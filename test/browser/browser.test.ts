@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const root = join(import.meta.dirname, '../..');
-const vectorDir = join(root, '../shared/protocol/vectors');
+const vectorDir = join(root, 'test/vectors');
 const present = existsSync(CHROMIUM);
 if (!present && process.env.CI === 'true') throw new Error(`Chromium is required in CI and missing at ${CHROMIUM} (.ci/run installs it)`);
 if (!present) console.warn(`\n*** Chromium not found at ${CHROMIUM}: skipping the browser tests (apt-get install -y chromium) ***\n`);

@@ -1,6 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GChatClient } from '../../src/client/client.js';
-import { keys, type StoredContact } from '../../src/client/state.js';
+import type { UnreadableMessage } from '../../src/client/core.js';
+import { keys, type MessageRecord, type OutboxEntry, type StoredContact } from '../../src/client/state.js';
+import type { Json } from '../../src/client/storage.js';
+import { newMessageId } from '../../src/protocol/content.js';
+import { systemRandom } from '../../src/protocol/primitives.js';
 import { PASSWORD, Observer, memoryOptions, registered, waitFor } from '../helpers/clients.js';
 import { ServerProcess } from '../helpers/server-process.js';
 
@@ -228,6 +232,89 @@ describe('what SPEC §6 allows only from certain senders', () => {
       expect((await bob.client.messages(alice.client.userId)).map((m) => m.messageId)).toEqual([fromAlice]);
     } finally {
       for (const c of [alice.client, bob.client, mallory.client]) await c.stop();
+    }
+  });
+});
+
+/**
+ * What an independent client, written from SPEC.md, may send: the plaintext JSON is built by hand
+ * (an uppercase id as some platforms' UUID types print it, a ts written as 1767225600000.0, a kind
+ * from a newer version, a malformed body) and encrypted and sent as it stands, through the sender
+ * device's sessions and transport, with the uppercase id on the envelope too.
+ */
+async function sendHandBuilt(sender: Awaited<ReturnType<typeof registered>>, recipient: string, id: string, json: string): Promise<void> {
+  const lower = id.toLowerCase();
+  const now = Date.now();
+  const entry: OutboxEntry & { silent: boolean } = { messageId: id, recipient, content: json, createdAt: now, copies: [], attempts: 0, nextAttemptAt: 0, silent: true };
+  // The sender keeps its own record under the id as it compares ids (lowercase, SPEC §6), to see the receipt land.
+  const record: MessageRecord = { messageId: lower, conversation: recipient, sender: sender.client.userId, senderDevice: 1, outgoing: true, kind: 'text', content: json, ts: now, serverTs: null, status: 'pending', failure: null };
+  await sender.options.store.write([
+    [keys.outbox(id), entry as unknown as Json],
+    [keys.message(recipient, lower), record as unknown as Json],
+    [keys.sentIndex(lower), { conversation: recipient }],
+  ]);
+  (sender.client as unknown as { outbox: { kick(): void } }).outbox.kick();
+}
+
+describe('content from an independent client (revised SPEC §6)', () => {
+  it('reads uppercase ids and a ts of 1767225600000.0, surfaces what it cannot show, and answers every one with a delivered receipt', async () => {
+    const alice = await registered(server.url, uniq('alice'));
+    const bob = await registered(server.url, uniq('bob'));
+    const unreadable: UnreadableMessage[] = [];
+    const suspicious: string[] = [];
+    bob.client.on('unreadable', (m) => unreadable.push(m));
+    bob.client.on('suspicious', (s) => suspicious.push(s.reason));
+    await alice.client.start();
+    await bob.client.start();
+    try {
+      const B = bob.client.userId;
+      const A = alice.client.userId;
+      const upper = newMessageId(Date.now(), systemRandom).toUpperCase();
+      await sendHandBuilt(alice, B, upper, `{"v":1,"id":"${upper}","ts":${Date.now()},"kind":"text","body":"from a UUID type that prints uppercase"}`);
+      const fraction = newMessageId(Date.now(), systemRandom);
+      await sendHandBuilt(alice, B, fraction, `{"v":1,"id":"${fraction}","ts":1767225600000.0,"kind":"text","body":"ts with a zero fraction"}`);
+      const newer = newMessageId(Date.now(), systemRandom);
+      await sendHandBuilt(alice, B, newer, `{"v":1,"id":"${newer}","ts":${Date.now()},"kind":"reaction","emoji":"+1","of":"${upper}"}`);
+      const malformed = newMessageId(Date.now(), systemRandom).toUpperCase();
+      await sendHandBuilt(alice, B, malformed, `{"v":1,"id":"${malformed}","ts":${Date.now()},"kind":"text","body":42}`);
+
+      await waitFor('bob shows both texts', () => bob.seen.messages.length === 2);
+      const byId = new Map(bob.seen.messages.map((m) => [m.messageId, m]));
+      expect(byId.get(upper.toLowerCase())).toMatchObject({ sender: A, body: 'from a UUID type that prints uppercase' });
+      expect(byId.get(fraction)).toMatchObject({ body: 'ts with a zero fraction', ts: 1767225600000 });
+      expect((await bob.client.message(A, upper))?.kind).toBe('text');
+
+      // What bob cannot show is shown as such: an event and a stored record, nothing silently lost.
+      await waitFor('bob is told about the two he cannot show', () => unreadable.length === 2);
+      const told = new Map(unreadable.map((u) => [u.messageId, u]));
+      expect(told.get(newer)).toMatchObject({ sender: A, conversation: A, unsupported: true });
+      expect(told.get(newer)!.reason).toMatch(/reaction/);
+      expect(told.get(malformed.toLowerCase())).toMatchObject({ sender: A, unsupported: false });
+      expect(told.get(malformed.toLowerCase())!.reason).toMatch(/body/);
+      const stored = await bob.client.messages(A);
+      expect(stored.map((m) => [m.messageId, m.kind]).sort()).toEqual(
+        [
+          [upper.toLowerCase(), 'text'],
+          [fraction, 'text'],
+          [newer, 'unreadable'],
+          [malformed.toLowerCase(), 'unreadable'],
+        ].sort(),
+      );
+      expect(stored.find((m) => m.messageId === newer)?.unreadable).toMatchObject({ unsupported: true });
+      expect(suspicious).toEqual([]);
+
+      // The sender's four messages all reach "delivered", none stays "sent" forever.
+      for (const id of [upper, fraction, newer, malformed].map((x) => x.toLowerCase())) await waitFor(`delivered ${id}`, () => alice.seen.statuses.get(id) === 'delivered');
+
+      // A duplicate (a retry of the uppercase one) is neither shown nor stored twice.
+      await sendHandBuilt(alice, B, upper, `{"v":1,"id":"${upper}","ts":${Date.now()},"kind":"text","body":"from a UUID type that prints uppercase"}`);
+      const probe = await bob.client.sendText(A, 'after the duplicate');
+      await waitFor('alice has the probe', () => alice.seen.messages.some((m) => m.messageId === probe));
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(bob.seen.messages).toHaveLength(2);
+    } finally {
+      await alice.client.stop();
+      await bob.client.stop();
     }
   });
 });

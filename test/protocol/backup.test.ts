@@ -33,7 +33,7 @@ interface BackupCase {
   ak_seed: string;
 }
 const vectors = (
-  JSON.parse(readFileSync(new URL('../../../shared/protocol/vectors/backup.json', import.meta.url), 'utf8')) as { cases: BackupCase[] }
+  JSON.parse(readFileSync(new URL('../vectors/backup.json', import.meta.url), 'utf8')) as { cases: BackupCase[] }
 ).cases;
 const vector = (name: string): BackupCase => vectors.find((c) => c.name === name)!;
 

@@ -12,6 +12,7 @@ import {
   newMessageId,
   pad,
   parseContent,
+  readMessageId,
   serialiseContent,
   unpad,
 } from '../../src/protocol/content.js';
@@ -19,7 +20,7 @@ import { ProtocolError } from '../../src/protocol/errors.js';
 import { codeOf } from '../helpers/protocol-errors.js';
 import { MAX_TEXT_BODY_BYTES } from '../../src/protocol/limits.js';
 
-const vectors = JSON.parse(readFileSync(new URL('../../../shared/protocol/vectors/padding.json', import.meta.url), 'utf8')) as {
+const vectors = JSON.parse(readFileSync(new URL('../vectors/padding.json', import.meta.url), 'utf8')) as {
   cases: { name: string; expect: string; plaintext?: string; padded: string }[];
 };
 
@@ -170,6 +171,29 @@ describe('parseContent (SPEC §6)', () => {
     expect(codeOf(at('€'.repeat(21845)))).toBeUndefined();
   });
 
+  it('reads message ids in either case and gives them lowercase, wherever they appear (revised SPEC §6)', () => {
+    const up = (id: string) => id.toUpperCase();
+    expect(parseContent(json({ ...base, id: up(ID), kind: 'text', body: 'x', reply_to: up(ID2), edit_of: up(ID2) }))).toMatchObject({ id: ID, reply_to: ID2, edit_of: ID2 });
+    expect(parseContent(json({ ...base, id: up(ID), kind: 'receipt', type: 'delivered', ids: [up(ID2), ID] }))).toMatchObject({ id: ID, ids: [ID2, ID] });
+    expect(parseContent(json({ ...base, kind: 'session-reset', ids: [up(ID2)] }))).toMatchObject({ ids: [ID2] });
+    // Mixed case too: only the hex digits differ.
+    const mixed = ID.replace(/[a-f]/, (c) => c.toUpperCase());
+    expect(mixed).not.toBe(ID);
+    expect(parseContent(json({ ...base, id: mixed, kind: 'typing', state: 'started' })).id).toBe(ID);
+    expect(isMessageId(up(ID))).toBe(false);
+    expect(readMessageId(up(ID))).toBe(ID);
+    expect(readMessageId('3b241101-e2bb-4255-8caf-4136c566a962')).toBeNull();
+  });
+
+  it('reads a ts with a zero fraction, written as JSON text, as the integer (revised SPEC §6)', () => {
+    const text = `{"v":1,"id":"${ID.toUpperCase()}","ts":1767225600000.0,"kind":"text","body":"hi"}`;
+    const c = parseContent(utf8(text));
+    expect(c.ts).toBe(1767225600000);
+    expect(Number.isInteger(c.ts)).toBe(true);
+    expect(parseContent(utf8(text.replace('1767225600000.0', '1.7672256e12'))).ts).toBe(1767225600000);
+    expect(codeOf(() => parseContent(utf8(text.replace('1767225600000.0', '1767225600000.5'))))).toBe('bad_content');
+  });
+
   it('refuses content of another version', () => {
     expect(codeOf(() => parseContent(json({ ...base, v: 2, kind: 'typing', state: 'started' })))).toBe('bad_version');
     expect(codeOf(() => parseContent(json({ id: ID, ts: 1, kind: 'typing', state: 'started' })))).toBe('bad_version');
@@ -179,7 +203,6 @@ describe('parseContent (SPEC §6)', () => {
     ['an unknown kind', { ...base, kind: 'poke' }],
     ['no kind', { ...base, body: 'x' }],
     ['an id that is not a UUID', { ...base, id: 'msg-1', kind: 'typing', state: 'started' }],
-    ['an id in upper case', { ...base, id: ID.toUpperCase(), kind: 'typing', state: 'started' }],
     ['an id that is a UUIDv4', { ...base, id: '3b241101-e2bb-4255-8caf-4136c566a962', kind: 'typing', state: 'started' }],
     ['a fractional ts', { ...base, ts: 1.5, kind: 'typing', state: 'started' }],
     ['a negative ts', { ...base, ts: -1, kind: 'typing', state: 'started' }],
@@ -261,6 +284,16 @@ describe('encodeContent', () => {
   it('writes §6 member order: v, id, ts, kind first', () => {
     const text = new TextDecoder().decode(serialiseContent({ kind: 'typing', state: 'started', ts: 7, id: ID }));
     expect(text).toBe(`{"v":1,"id":"${ID}","ts":7,"kind":"typing","state":"started"}`);
+  });
+
+  it('writes message ids lowercase even when given in uppercase (SPEC §6)', () => {
+    const bytes = serialiseContent({ ...base, id: ID.toUpperCase() as MessageId, kind: 'text', body: 'x', reply_to: ID2.toUpperCase() as MessageId } as ContentInput);
+    const text = new TextDecoder().decode(bytes);
+    expect(text).toContain(ID);
+    expect(text).toContain(ID2);
+    expect(text).not.toMatch(/[A-F]/);
+    const receipt = new TextDecoder().decode(serialiseContent({ ...base, kind: 'receipt', type: 'read', ids: [ID.toUpperCase() as MessageId] } as ContentInput));
+    expect(receipt).not.toMatch(/[A-F]/);
   });
 
   it('refuses to send what a receiver would refuse', () => {

@@ -20,7 +20,7 @@ interface SafetyCase {
   display: string;
 }
 const cases = (
-  JSON.parse(readFileSync(new URL('../../../shared/protocol/vectors/keys.json', import.meta.url), 'utf8')) as { cases: SafetyCase[] }
+  JSON.parse(readFileSync(new URL('../vectors/keys.json', import.meta.url), 'utf8')) as { cases: SafetyCase[] }
 ).cases.filter((c) => c.kind === 'safety_number');
 
 const digits = (n: number) => fc.array(fc.integer({ min: 0, max: 9 }), { minLength: n, maxLength: n }).map((d) => d.join(''));
