@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DirLockedError } from '../../bridge/src/crypto/dir-lock.js';
-import { openDurableIndexedDB, type DurableIndexedDB } from '../../bridge/src/crypto/durable-idb.js';
+import { installGlobals, openDurableIndexedDB, type DurableIndexedDB } from '../../bridge/src/crypto/durable-idb.js';
 import { readFrames } from '../../bridge/src/crypto/framed-file.js';
 
 const root = mkdtempSync(join(tmpdir(), 'gchat-durable-idb-'));
@@ -334,6 +334,31 @@ describe('durable IndexedDB', () => {
     expect(await all(conn, 'kv')).toEqual([['held', { tag: 'by the holder' }]]);
     expect(readFileSync(join(dir, 'lock'), 'utf8').trim()).toBe(String(process.pid));
     conn.close();
+    await db2.close();
+  });
+
+  it("is where crypto-wasm keeps its state: a machine opened on a crash copy has the same identity", async () => {
+    const sdk = await import('@matrix-org/matrix-sdk-crypto-wasm');
+    await sdk.initAsync();
+    const user = new sdk.UserId('@bridge:durable.test');
+    const device = new sdk.DeviceId('BRIDGEDEVICE');
+    const dir = freshDir();
+    const db = await openDurableIndexedDB(dir);
+    installGlobals(db);
+    const machine = await sdk.OlmMachine.initialize(user, device, 'bridge', 'store passphrase');
+    const identity = machine.identityKeys.ed25519.toBase64();
+    await db.flush();
+    const copy = crashCopy(dir);
+    machine.close();
+    await db.close();
+
+    const db2 = await openDurableIndexedDB(copy);
+    installGlobals(db2);
+    expect((await db2.indexedDB.databases()).map((d) => d.name).sort()).toEqual(['bridge::matrix-sdk-crypto', 'bridge::matrix-sdk-crypto-meta']);
+    const again = await sdk.OlmMachine.initialize(user, device, 'bridge', 'store passphrase');
+    expect(again.identityKeys.ed25519.toBase64()).toBe(identity);
+    again.close();
+    await expect(sdk.OlmMachine.initialize(user, device, 'bridge', 'another passphrase')).rejects.toThrow();
     await db2.close();
   });
 });
