@@ -75,6 +75,8 @@ const SNAPSHOT = 'snapshot';
 const JOURNAL = 'journal';
 const FORMAT = 1;
 const POLL_MS = 2;
+/** Journal size after which a snapshot is taken whatever the record count (upgrades journal whole databases). */
+const SNAPSHOT_BYTES = 64 * 1024 * 1024;
 
 type JournalRecord =
   | { t: 'header'; v: number; gen: number }
@@ -196,7 +198,7 @@ class DurableStore implements DurableIndexedDB, CommitSink {
       return this.fatal(e as Error);
     }
     this.writer.whenDurable(seq).then(deliver, (e: Error) => this.fatal(e));
-    if (rec && ++this.sinceSnapshot >= this.snapshotEvery) this.snapshotInBackground();
+    if (rec && (++this.sinceSnapshot >= this.snapshotEvery || this.writer.bytes >= SNAPSHOT_BYTES)) this.snapshotInBackground();
   }
 
   onDrop(name: string): void {
