@@ -17,7 +17,10 @@
  * and friends against the globals):
  *   const db = await openDurableIndexedDB(dir);
  *   installGlobals(db);
+ *   await initAsync();
  *   const machine = await OlmMachine.initialize(userId, deviceId, storeName, passphrase);
+ *     (or, without a PBKDF2 of a second or more on every start: handle =
+ *     await StoreHandle.openWithKey(storeName, key32); OlmMachine.initFromStore(userId, deviceId, handle))
  *   ...; await db.flush() before acting on a result outside the process (sending a request,
  *   acknowledging a transaction); machine.close(); await db.close();
  */
@@ -42,6 +45,8 @@ import {
   type TxWrites,
 } from './idb-internals.js';
 import { JournalWriter } from './journal-writer.js';
+
+export { DirLockedError } from './dir-lock.js';
 
 export interface DurableIndexedDB {
   /** The factory to hand to IndexedDB users (see installGlobals for crypto-wasm). */
@@ -147,7 +152,7 @@ class DurableStore implements DurableIndexedDB, CommitSink {
       const buf = readFileSync(journalPath);
       const { records, validBytes } = readFrames(buf);
       const header = records[0] && decode<JournalRecord>(records[0], journalPath);
-      if (header && header.t !== 'header') throw new DurableStoreError(`${journalPath} does not start with a header`);
+      if (header && (header.t !== 'header' || header.v !== FORMAT)) throw new DurableStoreError(`${journalPath} does not start with a format ${FORMAT} header`);
       if (header && header.gen > this.gen) {
         throw new DurableStoreError(`${journalPath} follows snapshot ${header.gen} but ${snapPath} is generation ${this.gen}: the snapshot is missing or old`);
       }
