@@ -32,8 +32,6 @@ export interface RateLimits {
   readonly bundlesPerAccount: RateLimit;
   /** Reads of public account data (AK and device list). */
   readonly lookupsPerIp: RateLimit;
-  /** Keys one limiter remembers at most; the oldest window is dropped beyond it. */
-  readonly maxKeys: number;
 }
 
 export interface Argon2Params {
@@ -129,7 +127,6 @@ const VARS = {
   GCHAT_RATE_BUNDLES_IP: { schema: rate, default: '600/60' },
   GCHAT_RATE_BUNDLES_ACCOUNT: { schema: rate, default: '300/60' },
   GCHAT_RATE_LOOKUPS_IP: { schema: rate, default: '1200/60' },
-  GCHAT_RATE_MAX_KEYS: { schema: int(100, 10_000_000), default: '100000' },
   GCHAT_ARGON2_MEMORY_KIB: { schema: int(8, 4 * 1024 * 1024), default: '19456' },
   GCHAT_ARGON2_ITERATIONS: { schema: int(1, 100), default: '2' },
   GCHAT_ARGON2_PARALLELISM: { schema: int(1, 64), default: '1' },
@@ -189,7 +186,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       bundlesPerIp: p.GCHAT_RATE_BUNDLES_IP,
       bundlesPerAccount: p.GCHAT_RATE_BUNDLES_ACCOUNT,
       lookupsPerIp: p.GCHAT_RATE_LOOKUPS_IP,
-      maxKeys: p.GCHAT_RATE_MAX_KEYS,
     },
     argon2: {
       memoryKib: p.GCHAT_ARGON2_MEMORY_KIB,

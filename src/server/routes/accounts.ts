@@ -20,7 +20,7 @@ export function accountRoutes(deps: RouteDeps): AnyRoute[] {
       success: { status: 201, description: 'the account and its first device exist', schema: NewDeviceOut },
       errors: ['bad_signature', 'bad_key', 'username_taken', 'device_id_mismatch', 'payload_too_large', 'rate_limited'],
       handler: async ({ body, req }) => {
-        deps.rate.registerPerIp.hit(clientIp(req));
+        await deps.rate.registerPerIp.hit(clientIp(req));
         const r = await register(deps, { username: body.username, password: body.password, akPub: body.ak, device: toNewDevice(body.device), backup: body.backup });
         return { username: body.username, device_id: r.deviceId, token: r.token };
       },
@@ -37,7 +37,7 @@ export function accountRoutes(deps: RouteDeps): AnyRoute[] {
       success: { status: 200, description: 'the account record', schema: AccountOut },
       errors: ['not_found', 'rate_limited'],
       handler: async ({ params, req }) => {
-        deps.rate.lookupsPerIp.hit(clientIp(req));
+        await deps.rate.lookupsPerIp.hit(clientIp(req));
         const a = await getAccount(deps, params.username);
         return {
           username: a.username,
@@ -60,8 +60,8 @@ export function accountRoutes(deps: RouteDeps): AnyRoute[] {
       success: { status: 201, description: 'the device exists; its token', schema: NewDeviceOut },
       errors: ['bad_credentials', 'bad_signature', 'bad_key', 'device_id_mismatch', 'too_many_devices', 'rate_limited'],
       handler: async ({ params, body, req }) => {
-        deps.rate.loginPerIp.hit(clientIp(req));
-        deps.rate.loginPerAccount.hit(params.username);
+        await deps.rate.loginPerIp.hit(clientIp(req));
+        await deps.rate.loginPerAccount.hit(params.username);
         const r = await addDevice(deps, { username: params.username, password: body.password, device: toNewDevice(body.device) });
         return { username: params.username, device_id: r.deviceId, token: r.token };
       },

@@ -51,8 +51,8 @@ export function backupRoutes(deps: RouteDeps): AnyRoute[] {
       success: { status: 200, description: 'the blob and the next device id', schema: RecoveredBackupOut },
       errors: ['bad_credentials', 'not_found', 'rate_limited'],
       handler: async ({ params, body, req }) => {
-        deps.rate.loginPerIp.hit(clientIp(req));
-        deps.rate.loginPerAccount.hit(params.username);
+        await deps.rate.loginPerIp.hit(clientIp(req));
+        await deps.rate.loginPerAccount.hit(params.username);
         const b = await recoverBackup(deps, params.username, body.password);
         return { blob: b64(b.blob), updated_at: b.updatedAt.toISOString(), next_device_id: b.nextDeviceId };
       },

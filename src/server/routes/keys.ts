@@ -61,8 +61,8 @@ export function keyRoutes(deps: RouteDeps): AnyRoute[] {
       success: { status: 200, description: 'one bundle per device', schema: BundlesOut },
       errors: ['not_found', 'rate_limited'],
       handler: async ({ params, body, auth, req }) => {
-        deps.rate.bundlesPerIp.hit(clientIp(req));
-        deps.rate.bundlesPerAccount.hit(auth.accountId);
+        await deps.rate.bundlesPerIp.hit(clientIp(req));
+        await deps.rate.bundlesPerAccount.hit(auth.accountId);
         const r = await fetchBundles(deps, auth, params.username, body.device_ids);
         return {
           username: r.username,
