@@ -24,9 +24,12 @@ export interface Limits {
 
 export interface RateLimits {
   readonly registerPerIp: RateLimit;
-  /** Password checks (adding a device, recovering the backup blob). */
+  /** Password checks (adding a device, recovering the backup blob), per client address. */
   readonly loginPerIp: RateLimit;
+  /** Wrong passwords per account from all addresses, past which an address that failed waits (password-guard.ts). */
   readonly loginPerAccount: RateLimit;
+  /** Wrong passwords per (account, client address). */
+  readonly loginPerAccountIp: RateLimit;
   readonly bundlesPerIp: RateLimit;
   /** Per requesting account. */
   readonly bundlesPerAccount: RateLimit;
@@ -124,6 +127,7 @@ const VARS = {
   GCHAT_RATE_REGISTER_IP: { schema: rate, default: '10/3600' },
   GCHAT_RATE_LOGIN_IP: { schema: rate, default: '30/300' },
   GCHAT_RATE_LOGIN_ACCOUNT: { schema: rate, default: '10/300' },
+  GCHAT_RATE_LOGIN_ACCOUNT_IP: { schema: rate, default: '5/300' },
   GCHAT_RATE_BUNDLES_IP: { schema: rate, default: '600/60' },
   GCHAT_RATE_BUNDLES_ACCOUNT: { schema: rate, default: '300/60' },
   GCHAT_RATE_LOOKUPS_IP: { schema: rate, default: '1200/60' },
@@ -183,6 +187,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       registerPerIp: p.GCHAT_RATE_REGISTER_IP,
       loginPerIp: p.GCHAT_RATE_LOGIN_IP,
       loginPerAccount: p.GCHAT_RATE_LOGIN_ACCOUNT,
+      loginPerAccountIp: p.GCHAT_RATE_LOGIN_ACCOUNT_IP,
       bundlesPerIp: p.GCHAT_RATE_BUNDLES_IP,
       bundlesPerAccount: p.GCHAT_RATE_BUNDLES_ACCOUNT,
       lookupsPerIp: p.GCHAT_RATE_LOOKUPS_IP,

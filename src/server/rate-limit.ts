@@ -11,6 +11,7 @@ import type { RateLimit, RateLimits } from './config.js';
 import { deleteEndedCounters, hitCounters, type Queryable } from './data/rate-counters.js';
 import type { Database } from './db.js';
 import { ApiError, loggableError } from './errors.js';
+import { PasswordGuard } from './password-guard.js';
 
 /** A bucket name for a limiter and a key; keys that are long or not plain ASCII are hashed. */
 export function bucketOf(limiter: string, key: string): string {
@@ -48,8 +49,10 @@ export class RateLimiter {
 
 export interface RateLimiters {
   readonly registerPerIp: RateLimiter;
+  /** Every password check, per client address. */
   readonly loginPerIp: RateLimiter;
-  readonly loginPerAccount: RateLimiter;
+  /** Wrong passwords per (account, address) and per account. */
+  readonly passwords: PasswordGuard;
   readonly bundlesPerIp: RateLimiter;
   readonly bundlesPerAccount: RateLimiter;
   readonly lookupsPerIp: RateLimiter;
@@ -60,7 +63,7 @@ export function createRateLimiters(r: RateLimits, db: Database, now: () => numbe
   return {
     registerPerIp: make('register-ip', 'registration', r.registerPerIp),
     loginPerIp: make('login-ip', 'password', r.loginPerIp),
-    loginPerAccount: make('login-account', 'password', r.loginPerAccount),
+    passwords: new PasswordGuard({ perAccountAddress: r.loginPerAccountIp, perAccount: r.loginPerAccount }, db, now),
     bundlesPerIp: make('bundles-ip', 'bundle', r.bundlesPerIp),
     bundlesPerAccount: make('bundles-account', 'bundle', r.bundlesPerAccount),
     lookupsPerIp: make('lookup-ip', 'lookup', r.lookupsPerIp),

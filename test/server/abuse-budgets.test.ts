@@ -10,8 +10,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Database } from '../../src/server/db.js';
-import { registerAccount, registerBody } from '../helpers/accounts.js';
-import { databaseKinds, openTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { newDeviceJson, newDeviceKeys, registerAccount, registerBody, type ClientAccount, type ClientDevice } from '../helpers/accounts.js';
+import { databaseKinds, describeEachDatabase, openTestDatabase, snapshotTables, type TestDatabase } from '../helpers/db.js';
 import { startTestServer, type CallResult, type TestServer } from '../helpers/server.js';
 
 function expectRefusal(r: CallResult, status: number, code: string): void {
@@ -60,5 +60,117 @@ describe.skipIf(!kinds.includes('postgres'))('rate limits across instances [post
     expectRefusal(await b.call('POST', '/v1/accounts', { body }), 429, 'rate_limited');
     const n = await t.db.query<{ n: unknown }>(`SELECT count(*) AS n FROM accounts WHERE username = 'reg4'`);
     expect(Number(n.rows[0]!.n)).toBe(0);
+  });
+});
+
+/** A client at `ip` (the server trusts X-Forwarded-For here, as behind a reverse proxy). */
+const from = (ip: string) => ({ 'x-forwarded-for': ip });
+
+/** Adds a device as a client at `ip` does: reads next_device_id, signs its DeviceCert over it, sends it. */
+const guesserDevices = new Map<number, ClientDevice>();
+async function addDeviceFrom(server: TestServer, account: ClientAccount, ip: string, password = account.password): Promise<CallResult> {
+  const rec = await server.call('GET', `/v1/accounts/${account.username}`);
+  const next = (rec.json as { next_device_id: number }).next_device_id;
+  // (A guesser's device keys are made once per id: key generation is slow and beside the point.)
+  let device = password === account.password ? undefined : guesserDevices.get(next);
+  if (!device) device = await newDeviceKeys(account.ak, account.username, next, { opks: 1, pqpks: 1 });
+  if (password !== account.password) guesserDevices.set(next, device);
+  return server.call('POST', `/v1/accounts/${account.username}/devices`, { headers: from(ip), body: { password, device: newDeviceJson(device) } });
+}
+
+await describeEachDatabase('passwords: a stranger cannot lock the owner out', (kind) => {
+  let t: TestDatabase;
+  let server: TestServer;
+  let owner: ClientAccount;
+  const BLOB = Buffer.from('the sealed key backup').toString('base64url');
+
+  beforeAll(async () => {
+    t = await openTestDatabase(kind);
+    // The shipped defaults for password checks, and addresses from X-Forwarded-For.
+    server = await startTestServer(t.db, {
+      env: { GCHAT_TRUST_PROXY: 'true', GCHAT_RATE_LOGIN_IP: '30/300', GCHAT_RATE_LOGIN_ACCOUNT: '10/300', GCHAT_RATE_LOGIN_ACCOUNT_IP: '5/300' },
+    });
+    owner = await registerAccount(server, 'owner');
+    const put = await server.call('PUT', '/v1/accounts/owner/backup', { token: owner.devices[0]!.token, body: { blob: BLOB } });
+    expect(put.status).toBe(204);
+  });
+  afterAll(async () => {
+    await server?.close();
+    await t?.close();
+  });
+
+  it('an attacker failing 50 times from one address, then once from each of 20 more, does not keep the owner out', async () => {
+    const recover = (ip: string, password: string) => server.call('POST', '/v1/accounts/owner/backup/recover', { headers: from(ip), body: { password } });
+    const statuses: number[] = [];
+    for (let i = 0; i < 50; i++) {
+      const r = i % 2 === 0 ? await recover('203.0.113.9', `guess number ${i}`) : await addDeviceFrom(server, owner, '203.0.113.9', `guess number ${i}`);
+      statuses.push(r.status);
+      if (r.status === 429) expectRefusal(r, 429, 'rate_limited');
+    }
+    // Five wrong guesses from that address, then it waits; every later try is refused before any password work.
+    expect(statuses.slice(0, 5)).toEqual([401, 401, 401, 401, 401]);
+    expect(new Set(statuses.slice(5))).toEqual(new Set([429]));
+    // A spread-out attack: the account's count is exceeded, so an address that failed once waits,
+    for (let i = 0; i < 20; i++) expect((await recover(`198.51.100.${i + 1}`, 'another guess')).status).toBe(401);
+    expectRefusal(await recover('198.51.100.1', 'and again'), 429, 'rate_limited');
+    // ...but the owner, from an address that has not failed, recovers the backup and adds a device.
+    const ok = await recover('192.0.2.44', owner.password);
+    expect(ok.status, JSON.stringify(ok.json)).toBe(200);
+    expect(ok.json).toMatchObject({ blob: BLOB });
+    const added = await addDeviceFrom(server, owner, '192.0.2.44');
+    expect(added.status, JSON.stringify(added.json)).toBe(201);
+    // Their successes do not count as failures: they keep going.
+    for (let i = 0; i < 8; i++) expect((await recover('192.0.2.44', owner.password)).status).toBe(200);
+    // A stranger's wrong guesses never cost the owner's address anything, even at the same moment.
+    const [stranger, mine] = await Promise.all([recover('203.0.113.77', 'a wrong password'), recover('192.0.2.45', owner.password)]);
+    expect(stranger.status).toBe(401);
+    expect(mine.status).toBe(200);
+  });
+
+  it('a refused attempt changes nothing', async () => {
+    const before = await snapshotTables(t.db);
+    expectRefusal(await addDeviceFrom(server, owner, '203.0.113.9', owner.password), 429, 'rate_limited');
+    expect(await snapshotTables(t.db)).toBe(before);
+  });
+});
+
+await describeEachDatabase('passwords: an unknown username answers as slowly as a known one', (kind) => {
+  let t: TestDatabase;
+  let server: TestServer;
+
+  beforeAll(async () => {
+    t = await openTestDatabase(kind);
+    // Argon2id at the shipped cost: the difference to hide is the hash.
+    server = await startTestServer(t.db, { env: { GCHAT_ARGON2_MEMORY_KIB: '19456', GCHAT_ARGON2_ITERATIONS: '2' } });
+    await registerAccount(server, 'known');
+  });
+  afterAll(async () => {
+    await server?.close();
+    await t?.close();
+  });
+
+  it('median time of a wrong-password recovery: known vs unknown username', async () => {
+    const time = async (username: string): Promise<number> => {
+      const t0 = performance.now();
+      const r = await server.call('POST', `/v1/accounts/${username}/backup/recover`, { body: { password: 'not the password' } });
+      const ms = performance.now() - t0;
+      expectRefusal(r, 401, 'bad_credentials');
+      return ms;
+    };
+    await time('known');
+    await time('unknown1');
+    const known: number[] = [];
+    const unknown: number[] = [];
+    // Interleaved, so a slow moment of a shared machine hits both.
+    for (let i = 0; i < 11; i++) {
+      known.push(await time('known'));
+      unknown.push(await time(`unknown${i % 3}`));
+    }
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const ratio = median(known) / median(unknown);
+    console.log(`recovery with a wrong password, median: known ${median(known).toFixed(1)} ms, unknown ${median(unknown).toFixed(1)} ms (ratio ${ratio.toFixed(2)})`);
+    // Without the dummy hash the ratio is the hash's cost over a lookup's: 5 and more.
+    expect(ratio).toBeGreaterThan(0.5);
+    expect(ratio).toBeLessThan(2);
   });
 });

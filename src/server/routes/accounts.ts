@@ -53,16 +53,18 @@ export function accountRoutes(deps: RouteDeps): AnyRoute[] {
       tag: 'accounts',
       summary: 'Add a device to an account (password and a DeviceCert signed by the AK)',
       description:
-        "The new device first recovers the AK from the key backup (POST /v1/accounts/{username}/backup/recover), signs its DeviceCert over the account's next_device_id, and sends it with its keys. A device_id other than next_device_id (e.g. another device was added meanwhile) is 409 device_id_mismatch: fetch the account again and sign the new id. Rate-limited per IP and per account.",
+        "The new device first recovers the AK from the key backup (POST /v1/accounts/{username}/backup/recover), signs its DeviceCert over the account's next_device_id, and sends it with its keys. A device_id other than next_device_id (e.g. another device was added meanwhile) is 409 device_id_mismatch: fetch the account again and sign the new id. Rate-limited per IP; wrong passwords are counted per (account, IP) and per account, and an IP that has not failed is never refused for the account's count.",
       auth: false,
       params: UsernameParams,
       body: AddDeviceIn,
       success: { status: 201, description: 'the device exists; its token', schema: NewDeviceOut },
       errors: ['bad_credentials', 'bad_signature', 'bad_key', 'device_id_mismatch', 'too_many_devices', 'rate_limited'],
       handler: async ({ params, body, req }) => {
-        await deps.rate.loginPerIp.hit(clientIp(req));
-        await deps.rate.loginPerAccount.hit(params.username);
-        const r = await addDevice(deps, { username: params.username, password: body.password, device: toNewDevice(body.device) });
+        const ip = clientIp(req);
+        await deps.rate.loginPerIp.hit(ip);
+        const r = await deps.rate.passwords.attempt(params.username, ip, () =>
+          addDevice(deps, { username: params.username, password: body.password, device: toNewDevice(body.device) }),
+        );
         return { username: params.username, device_id: r.deviceId, token: r.token };
       },
     }),
