@@ -35,6 +35,8 @@ export interface RateLimits {
   readonly bundlesPerAccount: RateLimit;
   /** Reads of public account data (AK and device list). */
   readonly lookupsPerIp: RateLimit;
+  /** Bundles with one-time keys one requesting account may take from one device (more come without). */
+  readonly oneTimePrekeyClaims: RateLimit;
 }
 
 export interface Argon2Params {
@@ -131,6 +133,7 @@ const VARS = {
   GCHAT_RATE_BUNDLES_IP: { schema: rate, default: '600/60' },
   GCHAT_RATE_BUNDLES_ACCOUNT: { schema: rate, default: '300/60' },
   GCHAT_RATE_LOOKUPS_IP: { schema: rate, default: '1200/60' },
+  GCHAT_RATE_OPK_CLAIMS: { schema: rate, default: '10/86400' },
   GCHAT_ARGON2_MEMORY_KIB: { schema: int(8, 4 * 1024 * 1024), default: '19456' },
   GCHAT_ARGON2_ITERATIONS: { schema: int(1, 100), default: '2' },
   GCHAT_ARGON2_PARALLELISM: { schema: int(1, 64), default: '1' },
@@ -191,6 +194,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       bundlesPerIp: p.GCHAT_RATE_BUNDLES_IP,
       bundlesPerAccount: p.GCHAT_RATE_BUNDLES_ACCOUNT,
       lookupsPerIp: p.GCHAT_RATE_LOOKUPS_IP,
+      oneTimePrekeyClaims: p.GCHAT_RATE_OPK_CLAIMS,
     },
     argon2: {
       memoryKib: p.GCHAT_ARGON2_MEMORY_KIB,

@@ -56,6 +56,8 @@ export interface RateLimiters {
   readonly bundlesPerIp: RateLimiter;
   readonly bundlesPerAccount: RateLimiter;
   readonly lookupsPerIp: RateLimiter;
+  /** Bundles with one-time keys one requesting account may take from one device per window (services/prekeys.ts). */
+  readonly oneTimePrekeyClaims: RateLimit;
 }
 
 export function createRateLimiters(r: RateLimits, db: Database, now: () => number = Date.now): RateLimiters {
@@ -67,6 +69,7 @@ export function createRateLimiters(r: RateLimits, db: Database, now: () => numbe
     bundlesPerIp: make('bundles-ip', 'bundle', r.bundlesPerIp),
     bundlesPerAccount: make('bundles-account', 'bundle', r.bundlesPerAccount),
     lookupsPerIp: make('lookup-ip', 'lookup', r.lookupsPerIp),
+    oneTimePrekeyClaims: r.oneTimePrekeyClaims,
   };
 }
 

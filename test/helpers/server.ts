@@ -20,6 +20,7 @@ export function testConfig(env: Record<string, string> = {}): Config {
     GCHAT_RATE_BUNDLES_IP: '100000/60',
     GCHAT_RATE_BUNDLES_ACCOUNT: '100000/60',
     GCHAT_RATE_LOOKUPS_IP: '100000/60',
+    GCHAT_RATE_OPK_CLAIMS: '100000/60',
     ...env,
   });
 }

@@ -10,7 +10,16 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Database } from '../../src/server/db.js';
-import { newDeviceJson, newDeviceKeys, registerAccount, registerBody, type ClientAccount, type ClientDevice } from '../helpers/accounts.js';
+import {
+  addDevice,
+  newDeviceJson,
+  newDeviceKeys,
+  registerAccount,
+  registerBody,
+  type BundlesJson,
+  type ClientAccount,
+  type ClientDevice,
+} from '../helpers/accounts.js';
 import { databaseKinds, describeEachDatabase, openTestDatabase, snapshotTables, type TestDatabase } from '../helpers/db.js';
 import { startTestServer, type CallResult, type TestServer } from '../helpers/server.js';
 
@@ -172,5 +181,54 @@ await describeEachDatabase('passwords: an unknown username answers as slowly as 
     // Without the dummy hash the ratio is the hash's cost over a lookup's: 5 and more.
     expect(ratio).toBeGreaterThan(0.5);
     expect(ratio).toBeLessThan(2);
+  });
+});
+
+await describeEachDatabase("one-time prekeys: one account cannot drain a victim's pool", (kind) => {
+  let t: TestDatabase;
+  let server: TestServer;
+  const POOL = 40;
+  const BUDGET = 10;
+
+  beforeAll(async () => {
+    t = await openTestDatabase(kind);
+    server = await startTestServer(t.db, { env: { GCHAT_RATE_OPK_CLAIMS: `${BUDGET}/86400` } });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await t?.close();
+  });
+
+  it('an attacker claiming in a loop takes at most the budget; the bundle still comes, without one-time keys; an honest account still gets an OPK', async () => {
+    const victim = await registerAccount(server, 'victim', { opks: POOL, pqpks: POOL });
+    const attacker = await registerAccount(server, 'attacker');
+    const honest = await registerAccount(server, 'honest');
+    const claim = (token: string, body: object = {}) => server.call('POST', '/v1/accounts/victim/bundles', { token, body });
+    const got: BundlesJson['bundles'] = [];
+    for (let i = 0; i < 40; i++) {
+      const r = await claim(attacker.devices[0]!.token, i % 2 === 0 ? {} : { device_ids: [1] });
+      expect(r.status, JSON.stringify(r.json)).toBe(200);
+      got.push(...(r.json as BundlesJson).bundles);
+    }
+    // A second device of the same account shares the account's budget.
+    const second = await addDevice(server, attacker, { opks: 1, pqpks: 1 });
+    for (let i = 0; i < 5; i++) got.push(...((await claim(second.token)).json as BundlesJson).bundles);
+    expect(got).toHaveLength(45);
+    expect(got.filter((b) => b.opk !== null)).toHaveLength(BUDGET);
+    expect(got.filter((b) => !b.pqpk.last_resort)).toHaveLength(BUDGET);
+    // Past the budget: still a complete bundle a session can start from (SPEC §3: no OPK, the last-resort PQPK).
+    const last = got[got.length - 1]!;
+    expect(last).toMatchObject({ device_id: 1, opk: null, pqpk: { id: victim.devices[0]!.lastResort.id, last_resort: true } });
+    expect(last.spk.id).toBe(victim.devices[0]!.spk.id);
+
+    const left = await server.call('GET', '/v1/accounts/victim/devices/1/keys', { token: victim.devices[0]!.token });
+    expect((left.json as { opk_count: number }).opk_count).toBeGreaterThanOrEqual(POOL - BUDGET);
+    expect((left.json as { pqpk_count: number }).pqpk_count).toBeGreaterThanOrEqual(POOL - BUDGET);
+
+    const fair = await claim(honest.devices[0]!.token);
+    expect(fair.status).toBe(200);
+    const b = (fair.json as BundlesJson).bundles[0]!;
+    expect(b.opk).not.toBeNull();
+    expect(b.pqpk.last_resort).toBe(false);
   });
 });
