@@ -69,6 +69,9 @@ export interface DeliveryConfig {
   readonly maxBodyBytes: number;
   readonly maxCopies: number;
   readonly maxQueuePerDevice: number;
+  readonly maxQueueBytesPerDevice: number;
+  readonly maxQueuePerSender: number;
+  readonly maxQueueBytesPerSender: number;
   readonly maxPendingSends: number;
   readonly gcIntervalMs: number;
   /** Connections of the delivery module's own PostgreSQL pool. */
@@ -142,6 +145,9 @@ const VARS = {
   GCHAT_MAX_MESSAGE_BYTES: { schema: int(1024, 64 * 1024 * 1024), default: String(256 * 1024) },
   GCHAT_MAX_COPIES: { schema: int(1, 10_000), default: '64' },
   GCHAT_MAX_QUEUE_PER_DEVICE: { schema: int(1, 100_000_000), default: '20000' },
+  GCHAT_MAX_QUEUE_BYTES_PER_DEVICE: { schema: int(1024, 2 ** 50), default: String(256 * 1024 * 1024) },
+  GCHAT_MAX_QUEUE_PER_SENDER: { schema: int(1, 100_000_000), default: '5000' },
+  GCHAT_MAX_QUEUE_BYTES_PER_SENDER: { schema: int(1024, 2 ** 50), default: String(64 * 1024 * 1024) },
   GCHAT_MAX_PENDING_SENDS: { schema: int(1, 10_000_000), default: '20000' },
   GCHAT_DELIVERY_GC_INTERVAL_SECONDS: { schema: int(0, 86_400), default: '60' },
   GCHAT_DELIVERY_DB_POOL: { schema: int(1, 100), default: '4' },
@@ -207,6 +213,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxBodyBytes: p.GCHAT_MAX_MESSAGE_BYTES,
       maxCopies: p.GCHAT_MAX_COPIES,
       maxQueuePerDevice: p.GCHAT_MAX_QUEUE_PER_DEVICE,
+      maxQueueBytesPerDevice: p.GCHAT_MAX_QUEUE_BYTES_PER_DEVICE,
+      maxQueuePerSender: p.GCHAT_MAX_QUEUE_PER_SENDER,
+      maxQueueBytesPerSender: p.GCHAT_MAX_QUEUE_BYTES_PER_SENDER,
       maxPendingSends: p.GCHAT_MAX_PENDING_SENDS,
       gcIntervalMs: p.GCHAT_DELIVERY_GC_INTERVAL_SECONDS * 1000,
       dbPool: p.GCHAT_DELIVERY_DB_POOL,

@@ -8,7 +8,9 @@
  * - recovery of an unknown username costs what recovery of a known one costs (no timing oracle).
  * Every refusal is a 4xx `{ error: { code, message } }`.
  */
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { toBase64url as b64 } from '../../src/protocol/bytes.js';
 import { openDatabase, type Database } from '../../src/server/db.js';
 import {
   addDevice,
@@ -22,6 +24,7 @@ import {
 } from '../helpers/accounts.js';
 import { databaseKinds, describeEachDatabase, openTestDatabase, snapshotTables, type TestDatabase } from '../helpers/db.js';
 import { startTestServer, type CallResult, type TestServer } from '../helpers/server.js';
+import { uuidv7 } from './delivery-fixture.js';
 
 function expectRefusal(r: CallResult, status: number, code: string): void {
   expect(r.status, JSON.stringify(r.json)).toBe(status);
@@ -230,5 +233,110 @@ await describeEachDatabase("one-time prekeys: one account cannot drain a victim'
     const b = (fair.json as BundlesJson).bundles[0]!;
     expect(b.opk).not.toBeNull();
     expect(b.pqpk.last_resort).toBe(false);
+  });
+});
+
+await describeEachDatabase("device queues: one sender cannot fill a victim's queue", (kind) => {
+  let t: TestDatabase;
+  let server: TestServer;
+  const SHARE = 30;
+  const KIB = 1024;
+
+  beforeAll(async () => {
+    t = await openTestDatabase(kind);
+    server = await startTestServer(t.db, {
+      delivery: true,
+      env: {
+        GCHAT_MAX_QUEUE_PER_SENDER: String(SHARE),
+        GCHAT_MAX_QUEUE_BYTES_PER_SENDER: String(128 * KIB),
+        GCHAT_MAX_QUEUE_PER_DEVICE: '1000',
+        GCHAT_MAX_QUEUE_BYTES_PER_DEVICE: String(200 * KIB),
+      },
+    });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await t?.close();
+  });
+
+  /** A §5 message of `bytes` bytes: version 1, type 2, then header and ciphertext. */
+  const body = (bytes: number): string => {
+    const b = randomBytes(bytes);
+    b[0] = 0x01;
+    b[1] = 0x02;
+    return b.toString('base64url');
+  };
+  const send = (from: ClientAccount, to: ClientAccount, bytes = 100) =>
+    server.call('POST', '/v1/messages', {
+      token: from.devices[0]!.token,
+      body: {
+        message_id: uuidv7(),
+        recipient: to.username,
+        copies: to.devices.map((d) => ({ user: to.username, device: d.deviceId, key: b64(d.ik.publicKey), type: 2, body: body(bytes) })),
+      },
+    });
+  const queued = async (who: ClientAccount): Promise<{ id: string; sender: string }[]> => {
+    const r = await server.call('GET', '/v1/messages', { token: who.devices[0]!.token });
+    expect(r.status).toBe(200);
+    return (r.json as { envelopes: { id: string; sender: string }[] }).envelopes;
+  };
+  /** delivery_queue_usage agrees with what is really queued. */
+  const expectUsageExact = async () => {
+    const r = await t.db.query<{ bad: unknown }>(
+      `SELECT count(*) AS bad FROM (
+         SELECT account_id, device_id, sender_account, count(*) AS n, sum(octet_length(body) * 3 / 4) AS b
+           FROM delivery_envelopes GROUP BY 1, 2, 3) e
+       FULL JOIN (SELECT * FROM delivery_queue_usage WHERE envelopes <> 0) u USING (account_id, device_id, sender_account)
+       WHERE e.n IS DISTINCT FROM u.envelopes OR e.b IS DISTINCT FROM u.bytes`,
+    );
+    expect(Number(r.rows[0]!.bad)).toBe(0);
+  };
+
+  it('an attacker fills its share (507, nothing more queued, even in a burst); another sender still delivers to the same device', async () => {
+    const victim = await registerAccount(server, 'qvictim', { opks: 1, pqpks: 1 });
+    const attacker = await registerAccount(server, 'qattacker', { opks: 1, pqpks: 1 });
+    const friend = await registerAccount(server, 'qfriend', { opks: 1, pqpks: 1 });
+    for (let i = 0; i < SHARE; i++) expect((await send(attacker, victim)).status).toBe(200);
+    const over = await send(attacker, victim);
+    expectRefusal(over, 507, 'queue_full');
+    expect((over.json as { error: { message: string } }).error.message).toMatch(/share/);
+    expect(over.json).toMatchObject({ devices: [{ user: 'qvictim', device: 1 }] });
+    const burst = await Promise.all(Array.from({ length: 50 }, () => send(attacker, victim)));
+    expect(new Set(burst.map((r) => r.status))).toEqual(new Set([507]));
+    for (let i = 0; i < 5; i++) expect((await send(friend, victim)).status).toBe(200);
+    const q = await queued(victim);
+    expect(q.filter((e) => e.sender === 'qattacker')).toHaveLength(SHARE);
+    expect(q.filter((e) => e.sender === 'qfriend')).toHaveLength(5);
+    await expectUsageExact();
+    // Once the victim takes some, the attacker's share has room again (acks free it).
+    const ack = await server.call('POST', '/v1/messages/ack', { token: victim.devices[0]!.token, body: { ids: q.slice(0, 3).map((e) => e.id) } });
+    expect(ack.status).toBe(200);
+    for (let i = 0; i < 3; i++) expect((await send(attacker, victim)).status).toBe(200);
+    expectRefusal(await send(attacker, victim), 507, 'queue_full');
+    await expectUsageExact();
+  });
+
+  it("bytes: a sender's byte share, then the device's byte cap; acks make room again", async () => {
+    const victim = await registerAccount(server, 'bvictim', { opks: 1, pqpks: 1 });
+    const a = await registerAccount(server, 'bsender1', { opks: 1, pqpks: 1 });
+    const b = await registerAccount(server, 'bsender2', { opks: 1, pqpks: 1 });
+    // 20 KiB each: six from a (120 KiB) fit its 128 KiB share, a seventh does not.
+    for (let i = 0; i < 6; i++) expect((await send(a, victim, 20 * KIB)).status).toBe(200);
+    const share = await send(a, victim, 20 * KIB);
+    expectRefusal(share, 507, 'queue_full');
+    expect((share.json as { error: { message: string } }).error.message).toMatch(/share/);
+    // b fills the device to its 200 KiB cap: four fit, a fifth is refused for the device, not for b's share.
+    for (let i = 0; i < 4; i++) expect((await send(b, victim, 20 * KIB)).status).toBe(200);
+    const full = await send(b, victim, 20 * KIB);
+    expectRefusal(full, 507, 'queue_full');
+    expect((full.json as { error: { message: string } }).error.message).not.toMatch(/share/);
+    // A refused send changes nothing.
+    expect(await queued(victim)).toHaveLength(10);
+    await expectUsageExact();
+    const q = await queued(victim);
+    const fromA = q.filter((e) => e.sender === 'bsender1').slice(0, 2).map((e) => e.id);
+    expect((await server.call('POST', '/v1/messages/ack', { token: victim.devices[0]!.token, body: { ids: fromA } })).status).toBe(200);
+    expect((await send(b, victim, 20 * KIB)).status).toBe(200);
+    await expectUsageExact();
   });
 });
