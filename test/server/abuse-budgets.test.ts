@@ -22,7 +22,7 @@ import {
   type ClientAccount,
   type ClientDevice,
 } from '../helpers/accounts.js';
-import { databaseKinds, describeEachDatabase, openTestDatabase, snapshotTables, type TestDatabase } from '../helpers/db.js';
+import { databaseKinds, describeEachDatabase, freshPglite, openTestDatabase, snapshotTables, type TestDatabase } from '../helpers/db.js';
 import { startTestServer, type CallResult, type TestServer } from '../helpers/server.js';
 import { uuidv7 } from './delivery-fixture.js';
 
@@ -338,5 +338,44 @@ await describeEachDatabase("device queues: one sender cannot fill a victim's que
     expect((await server.call('POST', '/v1/messages/ack', { token: victim.devices[0]!.token, body: { ids: fromA } })).status).toBe(200);
     expect((await send(b, victim, 20 * KIB)).status).toBe(200);
     await expectUsageExact();
+  });
+});
+
+describe('migration 0004 on a database with queued envelopes', () => {
+  it('backfills each envelope its sender account and the usage of every (device, sender)', async () => {
+    const { AccountsDevicesKeys0000000000001 } = await import('../../migrations/0001-accounts-devices-keys.js');
+    const { DeliveryQueues0000000000002 } = await import('../../migrations/0002-delivery-queues.js');
+    const { QueueUsage0000000000004 } = await import('../../migrations/0004-queue-usage.js');
+    const pg = await freshPglite();
+    const runner = { query: (s: string) => pg.exec(s) } as unknown as Parameters<InstanceType<typeof QueueUsage0000000000004>['up']>[0];
+    try {
+      await new AccountsDevicesKeys0000000000001().up(runner);
+      await new DeliveryQueues0000000000002().up(runner);
+      const acc = async (u: string) =>
+        String((await pg.query<{ id: string }>(`INSERT INTO accounts (username, password_hash, ak_pub) VALUES ($1, 'x', $2) RETURNING id`, [u, new Uint8Array(32)])).rows[0]!.id);
+      const rx = await acc('rxx');
+      const s1 = await acc('sender1');
+      const s2 = await acc('sender2');
+      const put = (sender: string, bodyChars: number) =>
+        pg.query(
+          `INSERT INTO delivery_envelopes (account_id, device_id, message_id, sender, sender_device, type, body, server_ts)
+           VALUES ($1, 1, gen_random_uuid(), $2, 1, 2, repeat('A', $3), 0)`,
+          [rx, sender, bodyChars],
+        );
+      for (let i = 0; i < 3; i++) await put('sender1', 400);
+      await put('sender2', 8);
+      await new QueueUsage0000000000004().up(runner);
+      const usage = await pg.query<{ sender_account: string; envelopes: number; bytes: number }>(
+        `SELECT sender_account, envelopes::int AS envelopes, bytes::int AS bytes FROM delivery_queue_usage ORDER BY envelopes DESC`,
+      );
+      expect(usage.rows).toEqual([
+        { sender_account: s1, envelopes: 3, bytes: 900 },
+        { sender_account: s2, envelopes: 1, bytes: 6 },
+      ]);
+      const missing = await pg.query<{ n: number }>(`SELECT count(*)::int AS n FROM delivery_envelopes WHERE sender_account IS NULL`);
+      expect(missing.rows[0]!.n).toBe(0);
+    } finally {
+      await pg.close();
+    }
   });
 });
