@@ -24,16 +24,19 @@ export interface Limits {
 
 export interface RateLimits {
   readonly registerPerIp: RateLimit;
-  /** Password checks (adding a device, recovering the backup blob). */
+  /** Password checks (adding a device, recovering the backup blob), per client address. */
   readonly loginPerIp: RateLimit;
+  /** Wrong passwords per account from all addresses, past which an address that failed waits (password-guard.ts). */
   readonly loginPerAccount: RateLimit;
+  /** Wrong passwords per (account, client address). */
+  readonly loginPerAccountIp: RateLimit;
   readonly bundlesPerIp: RateLimit;
   /** Per requesting account. */
   readonly bundlesPerAccount: RateLimit;
   /** Reads of public account data (AK and device list). */
   readonly lookupsPerIp: RateLimit;
-  /** Keys one limiter remembers at most; the oldest window is dropped beyond it. */
-  readonly maxKeys: number;
+  /** Bundles with one-time keys one requesting account may take from one device (more come without). */
+  readonly oneTimePrekeyClaims: RateLimit;
 }
 
 export interface Argon2Params {
@@ -75,6 +78,9 @@ export interface DeliveryConfig {
   readonly maxBodyBytes: number;
   readonly maxCopies: number;
   readonly maxQueuePerDevice: number;
+  readonly maxQueueBytesPerDevice: number;
+  readonly maxQueuePerSender: number;
+  readonly maxQueueBytesPerSender: number;
   readonly maxPendingSends: number;
   readonly gcIntervalMs: number;
   /** Connections of the delivery module's own PostgreSQL pool. */
@@ -135,10 +141,11 @@ const VARS = {
   GCHAT_RATE_REGISTER_IP: { schema: rate, default: '10/3600' },
   GCHAT_RATE_LOGIN_IP: { schema: rate, default: '30/300' },
   GCHAT_RATE_LOGIN_ACCOUNT: { schema: rate, default: '10/300' },
+  GCHAT_RATE_LOGIN_ACCOUNT_IP: { schema: rate, default: '5/300' },
   GCHAT_RATE_BUNDLES_IP: { schema: rate, default: '600/60' },
   GCHAT_RATE_BUNDLES_ACCOUNT: { schema: rate, default: '300/60' },
   GCHAT_RATE_LOOKUPS_IP: { schema: rate, default: '1200/60' },
-  GCHAT_RATE_MAX_KEYS: { schema: int(100, 10_000_000), default: '100000' },
+  GCHAT_RATE_OPK_CLAIMS: { schema: rate, default: '10/86400' },
   GCHAT_ARGON2_MEMORY_KIB: { schema: int(8, 4 * 1024 * 1024), default: '19456' },
   GCHAT_ARGON2_ITERATIONS: { schema: int(1, 100), default: '2' },
   GCHAT_ARGON2_PARALLELISM: { schema: int(1, 64), default: '1' },
@@ -147,6 +154,9 @@ const VARS = {
   GCHAT_MAX_MESSAGE_BYTES: { schema: int(1024, 64 * 1024 * 1024), default: String(256 * 1024) },
   GCHAT_MAX_COPIES: { schema: int(1, 10_000), default: '64' },
   GCHAT_MAX_QUEUE_PER_DEVICE: { schema: int(1, 100_000_000), default: '20000' },
+  GCHAT_MAX_QUEUE_BYTES_PER_DEVICE: { schema: int(1024, 2 ** 50), default: String(256 * 1024 * 1024) },
+  GCHAT_MAX_QUEUE_PER_SENDER: { schema: int(1, 100_000_000), default: '5000' },
+  GCHAT_MAX_QUEUE_BYTES_PER_SENDER: { schema: int(1024, 2 ** 50), default: String(64 * 1024 * 1024) },
   GCHAT_MAX_PENDING_SENDS: { schema: int(1, 10_000_000), default: '20000' },
   GCHAT_DELIVERY_GC_INTERVAL_SECONDS: { schema: int(0, 86_400), default: '60' },
   GCHAT_DELIVERY_DB_POOL: { schema: int(1, 100), default: '4' },
@@ -212,10 +222,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       registerPerIp: p.GCHAT_RATE_REGISTER_IP,
       loginPerIp: p.GCHAT_RATE_LOGIN_IP,
       loginPerAccount: p.GCHAT_RATE_LOGIN_ACCOUNT,
+      loginPerAccountIp: p.GCHAT_RATE_LOGIN_ACCOUNT_IP,
       bundlesPerIp: p.GCHAT_RATE_BUNDLES_IP,
       bundlesPerAccount: p.GCHAT_RATE_BUNDLES_ACCOUNT,
       lookupsPerIp: p.GCHAT_RATE_LOOKUPS_IP,
-      maxKeys: p.GCHAT_RATE_MAX_KEYS,
+      oneTimePrekeyClaims: p.GCHAT_RATE_OPK_CLAIMS,
     },
     argon2: {
       memoryKib: p.GCHAT_ARGON2_MEMORY_KIB,
@@ -228,6 +239,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxBodyBytes: p.GCHAT_MAX_MESSAGE_BYTES,
       maxCopies: p.GCHAT_MAX_COPIES,
       maxQueuePerDevice: p.GCHAT_MAX_QUEUE_PER_DEVICE,
+      maxQueueBytesPerDevice: p.GCHAT_MAX_QUEUE_BYTES_PER_DEVICE,
+      maxQueuePerSender: p.GCHAT_MAX_QUEUE_PER_SENDER,
+      maxQueueBytesPerSender: p.GCHAT_MAX_QUEUE_BYTES_PER_SENDER,
       maxPendingSends: p.GCHAT_MAX_PENDING_SENDS,
       gcIntervalMs: p.GCHAT_DELIVERY_GC_INTERVAL_SECONDS * 1000,
       dbPool: p.GCHAT_DELIVERY_DB_POOL,

@@ -43,6 +43,8 @@ export interface Database {
   readonly url: string | undefined;
   /** Runs `fn` in one transaction: committed if it resolves, rolled back if it throws. */
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+  /** One statement on its own (autocommit: no BEGIN/COMMIT round trips); never inside `transaction`. */
+  query<R = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>>;
   /** Applies pending migrations; returns the names applied. */
   migrate(): Promise<string[]>;
   close(): Promise<void>;
@@ -103,6 +105,15 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
     pglite,
     url: target.kind === 'postgres' ? target.url : undefined,
     transaction: (fn) => dataSource.transaction((manager) => fn(wrap(manager))),
+    async query<R>(sql: string, params: readonly unknown[] = []): Promise<QueryResult<R>> {
+      const runner = dataSource.createQueryRunner();
+      try {
+        const r = await runner.query(sql, [...params], true);
+        return { rows: (r.records ?? []) as R[], rowCount: r.affected ?? r.records?.length ?? 0 };
+      } finally {
+        await runner.release();
+      }
+    },
     async migrate() {
       if (target.kind === 'pglite') return (await dataSource.runMigrations({ transaction: 'each' })).map((m) => m.name);
       const lock = dataSource.createQueryRunner();

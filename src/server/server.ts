@@ -10,10 +10,13 @@ import { buildApp, type App, type AppDeps, type AppExtensions } from './app.js';
 import type { Config } from './config.js';
 import { openDatabase, type Database } from './db.js';
 import { createMetrics } from './metrics.js';
-import { createRateLimiters } from './rate-limit.js';
+import { createRateLimiters, scheduleRateCounterGc } from './rate-limit.js';
 import { DeviceRemovalHooks } from './services/hooks.js';
 import { argon2idHasher } from './services/passwords.js';
 import { schedulePrekeyGc } from './services/prekey-gc.js';
+
+/** How often ended rate-limit windows are deleted. */
+const RATE_COUNTER_GC_MS = 60_000;
 
 export function createLogger(level: Config['logLevel']): Logger {
   // Never a body, a token or a key: only the fields the code logs explicitly.
@@ -32,7 +35,7 @@ export function createAppDeps(config: Config, db: Database, log: Logger, overrid
     passwords: argon2idHasher(config.argon2),
     limits: config.limits,
     deviceRemoval: new DeviceRemovalHooks(),
-    rate: createRateLimiters(config.rateLimits, () => clock().getTime()),
+    rate: createRateLimiters(config.rateLimits, db, () => clock().getTime()),
     metrics: createMetrics({ processMetrics: false }),
     http: { maxBodyBytes: config.limits.maxBodyBytes, trustProxy: config.trustProxy, metricsToken: config.metrics.token },
     ...overrides,
@@ -56,7 +59,12 @@ export async function startServer(opts: { config: Config; deps: AppDeps; extensi
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.express.listen(config.port, config.host, (err?: Error) => (err ? reject(err) : resolve(s)));
   });
-  const stopGc = opts.gc === false ? () => undefined : schedulePrekeyGc(deps, config.prekeyGcIntervalSeconds * 1000);
+  const stopPrekeyGc = opts.gc === false ? () => undefined : schedulePrekeyGc(deps, config.prekeyGcIntervalSeconds * 1000);
+  const stopRateGc = opts.gc === false ? () => undefined : scheduleRateCounterGc(deps, RATE_COUNTER_GC_MS);
+  const stopGc = () => {
+    stopPrekeyGc();
+    stopRateGc();
+  };
   const port = (server.address() as AddressInfo).port;
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   return {

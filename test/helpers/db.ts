@@ -65,7 +65,7 @@ function pgliteVersion(): string {
 }
 
 /** A fresh in-memory PGlite, restored from an empty cluster made once per machine (initdb is slow). */
-async function freshPglite(): Promise<PGlite> {
+export async function freshPglite(): Promise<PGlite> {
   const template = path.join(tmpdir(), `gchat-pglite-template-${pgliteVersion()}.tar`);
   if (existsSync(template)) {
     try {

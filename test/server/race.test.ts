@@ -56,7 +56,7 @@ await describeEachDatabase('concurrent bundle claims', (kind) => {
   it(`${FETCHES} claims straight through the service, all in flight at once: each key once`, async () => {
     const victim = await registerAccount(server, 'victim', { opks: KEYS, pqpks: KEYS });
     const auth = { accountId: 'not-the-victim', username: 'fetcher', deviceId: 1 };
-    const results = await Promise.all(Array.from({ length: FETCHES }, () => fetchBundles(server.deps, auth, 'victim')));
+    const results = await Promise.all(Array.from({ length: FETCHES }, () => fetchBundles(server.deps, auth, 'victim', undefined, { count: 1_000_000, windowSeconds: 60 })));
     const bundles = results.map((r) => r.bundles[0]!);
     const opkIds = bundles.flatMap((b) => (b.opk ? [b.opk.id] : []));
     const pqIds = bundles.filter((b) => !b.pqpk.lastResort).map((b) => b.pqpk.id);

@@ -40,5 +40,7 @@ export async function runGc(repo: QueueRepository, opts: GcOptions): Promise<GcR
   const expiredEnvelopes = await drain(() => repo.deleteExpiredEnvelopes(now - opts.retentionMs, batch));
   const expiredSends = await drain(() => repo.deleteExpiredSends(now, batch));
   const orphanedEnvelopes = await drain(() => repo.deleteOrphans(batch));
+  // Usage rows of queues emptied by the steps above and by acks (not reported: bookkeeping only).
+  await drain(() => repo.deleteEmptyUsage(batch));
   return { expiredEnvelopes, expiredSends, orphanedEnvelopes, more };
 }

@@ -9,6 +9,12 @@ export interface DeliveryLimits {
   readonly maxCopies: number;
   /** Most envelopes waiting in one device's queue (507 past it). */
   readonly maxQueuePerDevice: number;
+  /** Most decoded body bytes waiting in one device's queue (507 past it). */
+  readonly maxQueueBytesPerDevice: number;
+  /** Most envelopes one sending account may have waiting in one device's queue (507 past it). */
+  readonly maxQueuePerSender: number;
+  /** Most decoded body bytes one sending account may have waiting in one device's queue (507 past it). */
+  readonly maxQueueBytesPerSender: number;
   /** Most sends waiting for a commit on one instance (429 past it). */
   readonly maxPendingSends: number;
 }
@@ -18,6 +24,9 @@ export const DEFAULT_LIMITS: DeliveryLimits = {
   maxBodyBytes: 256 * 1024,
   maxCopies: 64,
   maxQueuePerDevice: 20_000,
+  maxQueueBytesPerDevice: 256 * 1024 * 1024,
+  maxQueuePerSender: 5_000,
+  maxQueueBytesPerSender: 64 * 1024 * 1024,
   maxPendingSends: 20_000,
 };
 

@@ -40,7 +40,11 @@ export function sendOutcome(r: SendResult): HttpOutcome {
     case 'unknown_recipient':
       return errorBody('not_found', 'no such account');
     case 'queue_full':
-      return errorBody('queue_full', "a recipient device's queue is full", { devices: r.devices });
+      return errorBody(
+        'queue_full',
+        r.share ? "this sender's share of a recipient device's queue is full; other senders still get through" : "a recipient device's queue is full",
+        { devices: r.devices },
+      );
     case 'invalid':
       return errorBody('invalid_request', r.reason);
     case 'too_large':

@@ -14,6 +14,31 @@ import type { Envelope } from './schemas.js';
 export type DeviceRef = string & { readonly __deviceRef: unique symbol };
 export const asDeviceRef = (s: string): DeviceRef => s as DeviceRef;
 export const deviceRef = (accountId: string, deviceId: number | string): DeviceRef => `${accountId}/${deviceId}` as DeviceRef;
+/** The account of a device ref. */
+export const accountOf = (ref: DeviceRef): string => ref.slice(0, ref.indexOf('/'));
+
+/**
+ * The decoded size of a base64url body, as SQL over an envelope row and as TypeScript: the queue
+ * usage counts the same number when an envelope is queued and when it is deleted.
+ */
+const BODY_BYTES = 'octet_length(body) * 3 / 4';
+export const bodyBytes = (body: string): number => Math.floor((body.length * 3) / 4);
+
+/**
+ * A CTE `usage` that adds (+) or takes back (-) the envelopes of CTE `rows` (columns account_id,
+ * device_id, sender_account, bytes) in delivery_queue_usage. Rows are upserted in key order, so
+ * two statements that touch the same counters lock them in the same order (no deadlock).
+ */
+function usageCte(rows: string, sign: '+' | '-'): string {
+  return `usage AS (
+         INSERT INTO delivery_queue_usage AS q (account_id, device_id, sender_account, envelopes, bytes)
+         SELECT account_id, device_id, sender_account, ${sign}count(*), ${sign}sum(bytes) FROM ${rows}
+          GROUP BY account_id, device_id, sender_account ORDER BY account_id, device_id, sender_account
+         ON CONFLICT (account_id, device_id, sender_account) DO UPDATE
+           SET envelopes = q.envelopes + EXCLUDED.envelopes, bytes = q.bytes + EXCLUDED.bytes
+         RETURNING 1
+       )`;
+}
 
 /** The two SQL columns of refs, as parallel arrays. */
 function split(refs: readonly DeviceRef[]): [string[], string[]] {
@@ -34,21 +59,32 @@ export interface StoredSend {
   readonly answer: unknown;
 }
 
+/** Envelopes and decoded body bytes waiting in a queue (or one sender's part of it). */
+export interface QueueUsage {
+  readonly envelopes: number;
+  readonly bytes: number;
+}
+
 export interface QueuedDevice {
   readonly device: number;
   readonly ref: DeviceRef;
   /** The device's identity key (IK), base64url. */
   readonly key: string;
-  /** Envelopes in its queue, counted up to the cap asked for. */
-  readonly queued: number;
+  /** What waits in its queue, from all senders. */
+  readonly queued: QueueUsage;
 }
 
 export interface BatchSnapshot {
   readonly sends: StoredSend[];
   /** username -> current devices; unknown accounts are absent. */
   readonly devices: Map<string, QueuedDevice[]>;
+  /** shareKey(device, sender account) -> what that sender has waiting in that queue (absent: nothing). */
+  readonly shares: Map<string, QueueUsage>;
   readonly ids: string[];
 }
+
+/** The key of one sender account's share of one device's queue. */
+export const shareKey = (device: DeviceRef, senderAccount: string): string => `${device}|${senderAccount}`;
 
 export interface NewSend {
   readonly senderDevice: DeviceRef;
@@ -113,18 +149,19 @@ export class QueueRepository {
    * plain read, and the write that follows settles races through the dedup key):
    * - the dedup entries of these keys that have not expired at `now`;
    * - the current devices of these accounts (Server I's tables; an account with no device has
-   *   one row with a null device), each with its queue length counted up to `cap`;
+   *   one row with a null device), each with what waits in its queue (delivery_queue_usage);
+   * - what each of the sending accounts has waiting in each of these devices' queues;
    * - `idCount` fresh envelope ids, ascending.
    */
   async readBatch(q: {
     readonly keys: readonly { senderDevice: DeviceRef; messageId: string }[];
     readonly usernames: readonly string[];
     readonly idCount: number;
-    readonly cap: number;
     readonly now: number;
   }): Promise<BatchSnapshot> {
     const [acc, dev] = split(q.keys.map((k) => k.senderDevice));
-    const rows = await this.db.query<{ sends: unknown; devices: unknown; ids: unknown }>(
+    const senders = [...new Set(acc)];
+    const rows = await this.db.query<{ sends: unknown; devices: unknown; shares: unknown; ids: unknown }>(
       `SELECT
          (SELECT coalesce(json_agg(json_build_array(s.sender_account::text || '/' || s.sender_device, s.message_id::text,
                                                     encode(s.content_hash, 'hex'), s.answer)), '[]'::json)
@@ -133,14 +170,17 @@ export class QueueRepository {
               ON s.sender_account = k.acc AND s.sender_device = k.dev AND s.message_id = k.mid
            WHERE s.expires_at > $4) AS sends,
          (SELECT coalesce(json_agg(json_build_array(a.username, a.id::text, d.device_id::text, encode(d.ik_pub, 'hex'),
-                   (SELECT count(*) FROM (SELECT 1 FROM delivery_envelopes e
-                                           WHERE e.account_id = d.account_id AND e.device_id = d.device_id LIMIT $6) x))),
+                   (SELECT json_build_array(coalesce(sum(u.envelopes), 0), coalesce(sum(u.bytes), 0)) FROM delivery_queue_usage u
+                     WHERE u.account_id = d.account_id AND u.device_id = d.device_id))),
                           '[]'::json)
             FROM accounts a LEFT JOIN devices d ON d.account_id = a.id AND d.removed_at IS NULL
            WHERE a.username = ANY($5::text[])) AS devices,
+         (SELECT coalesce(json_agg(json_build_array(u.account_id::text || '/' || u.device_id, u.sender_account::text, u.envelopes, u.bytes)), '[]'::json)
+            FROM accounts a JOIN delivery_queue_usage u ON u.account_id = a.id
+           WHERE a.username = ANY($5::text[]) AND u.sender_account = ANY($7::uuid[])) AS shares,
          (SELECT coalesce(json_agg(nextval('delivery_envelope_id_seq')::text), '[]'::json)
-            FROM generate_series(1, $7::int)) AS ids`,
-      [acc, dev, q.keys.map((k) => k.messageId), q.now, q.usernames, q.cap, q.idCount],
+            FROM generate_series(1, $6::int)) AS ids`,
+      [acc, dev, q.keys.map((k) => k.messageId), q.now, q.usernames, q.idCount, senders],
     );
     const r = rows[0]!;
     const json = <T>(v: unknown): T => (typeof v === 'string' ? JSON.parse(v) : v) as T;
@@ -153,27 +193,36 @@ export class QueueRepository {
       }),
     );
     const devices = new Map<string, QueuedDevice[]>();
-    for (const [username, accountId, deviceId, ik, queued] of json<[string, string, string | null, string | null, number | string][]>(r.devices)) {
+    type Count = number | string;
+    for (const [username, accountId, deviceId, ik, queued] of json<[string, string, string | null, string | null, [Count, Count]][]>(r.devices)) {
       let list = devices.get(username);
       if (!list) devices.set(username, (list = []));
       if (deviceId === null || ik === null) continue;
-      list.push({ device: Number(deviceId), ref: deviceRef(accountId, deviceId), key: Buffer.from(ik, 'hex').toString('base64url'), queued: Number(queued) });
+      list.push({
+        device: Number(deviceId),
+        ref: deviceRef(accountId, deviceId),
+        key: Buffer.from(ik, 'hex').toString('base64url'),
+        queued: { envelopes: Number(queued[0]), bytes: Number(queued[1]) },
+      });
+    }
+    const shares = new Map<string, QueueUsage>();
+    for (const [device, sender, envelopes, bytes] of json<[string, string, Count, Count][]>(r.shares)) {
+      shares.set(shareKey(asDeviceRef(device), sender), { envelopes: Number(envelopes), bytes: Number(bytes) });
     }
     const ids = json<string[]>(r.ids).sort((a, b) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0));
-    return { sends, devices, ids };
+    return { sends, devices, shares, ids };
   }
 
   /**
    * Writes a batch in one statement (so it commits alone, as one WAL flush): the dedup entries
    * (an existing entry wins unless it has expired), the envelopes of the sends whose entry was
-   * written, and the NOTIFY payloads. Answers the keys written: a key missing from the answer
+   * written with their queue usage, and the NOTIFY payloads. Answers the keys written: a key missing from the answer
    * belongs to a concurrent send that committed first.
    */
   async writeBatch(sends: readonly NewSend[], envs: readonly NewEnvelope[], notify: readonly string[], now: number): Promise<Set<string>> {
     const won = new Set<string>();
     if (sends.length === 0) return won;
     const [sAcc, sDev] = split(sends.map((s) => s.senderDevice));
-    const [eSAcc] = split(envs.map((e) => e.senderRef));
     const rows = await this.db.query<{ won: unknown }>(
       `WITH s AS (
          INSERT INTO delivery_sends (sender_account, sender_device, message_id, content_hash, answer, expires_at)
@@ -184,13 +233,13 @@ export class QueueRepository {
            WHERE delivery_sends.expires_at <= $7
          RETURNING sender_account, sender_device, message_id
        ), e AS (
-         INSERT INTO delivery_envelopes (id, account_id, device_id, message_id, sender, sender_device, type, body, server_ts)
-         SELECT x.id, x.acc, x.dev, x.mid, x.sender, x.sdev, x.type, x.body, x.ts
+         INSERT INTO delivery_envelopes (id, account_id, device_id, message_id, sender, sender_device, type, body, server_ts, sender_account)
+         SELECT x.id, x.acc, x.dev, x.mid, x.sender, x.sdev, x.type, x.body, x.ts, x.sacc
            FROM unnest($8::bigint[], $9::uuid[], $10::bigint[], $11::uuid[], $12::text[], $13::bigint[], $14::smallint[],
                        $15::text[], $16::bigint[], $17::uuid[]) AS x(id, acc, dev, mid, sender, sdev, type, body, ts, sacc)
            JOIN s ON s.sender_account = x.sacc AND s.sender_device = x.sdev AND s.message_id = x.mid
-         RETURNING 1
-       ), n AS (
+         RETURNING account_id, device_id, sender_account, ${BODY_BYTES} AS bytes
+       ), ${usageCte('e', '+')}, n AS (
          SELECT pg_notify($18, p) FROM unnest($19::text[]) AS p
        )
        SELECT (SELECT coalesce(json_agg(s.sender_account::text || '/' || s.sender_device || '|' || s.message_id::text), '[]'::json) FROM s) AS won,
@@ -205,7 +254,6 @@ export class QueueRepository {
         sends.map((s) => s.expiresAt),
         now,
         ...envelopeColumns(envs),
-        eSAcc,
         WAKE_CHANNEL,
         notify,
       ],
@@ -215,16 +263,17 @@ export class QueueRepository {
     return won;
   }
 
-  /** Queues envelopes that need no dedup entry (re-sends of accepted messages) and notifies, in one statement. */
+  /** Queues envelopes that need no dedup entry (re-sends of accepted messages) with their usage, and notifies, in one statement. */
   async insertEnvelopes(envs: readonly NewEnvelope[], notify: readonly string[]): Promise<void> {
     if (envs.length === 0) return;
     await this.db.query(
       `WITH e AS (
-         INSERT INTO delivery_envelopes (id, account_id, device_id, message_id, sender, sender_device, type, body, server_ts)
-         SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[], $6::bigint[], $7::smallint[], $8::text[], $9::bigint[])
-         RETURNING 1
-       ), n AS (
-         SELECT pg_notify($10, p) FROM unnest($11::text[]) AS p
+         INSERT INTO delivery_envelopes (id, account_id, device_id, message_id, sender, sender_device, type, body, server_ts, sender_account)
+         SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[], $6::bigint[], $7::smallint[], $8::text[],
+                              $9::bigint[], $10::uuid[])
+         RETURNING account_id, device_id, sender_account, ${BODY_BYTES} AS bytes
+       ), ${usageCte('e', '+')}, n AS (
+         SELECT pg_notify($11, p) FROM unnest($12::text[]) AS p
        )
        SELECT (SELECT count(*) FROM e) AS queued, (SELECT count(*) FROM n) AS notified`,
       [...envelopeColumns(envs), WAKE_CHANNEL, notify],
@@ -246,14 +295,17 @@ export class QueueRepository {
     return rows.map(rowToEnvelope);
   }
 
-  /** Deletes acked envelopes of many devices in one statement; answers the ids removed. */
+  /** Deletes acked envelopes of many devices, and their usage, in one statement; answers the ids removed. */
   async deleteAcked(pairs: readonly { device: DeviceRef; id: string }[]): Promise<Set<string>> {
     const gone = new Set<string>();
     if (pairs.length === 0) return gone;
     const rows = await this.db.query<{ id: string }>(
-      `DELETE FROM delivery_envelopes e USING unnest($1::bigint[], $2::uuid[], $3::bigint[]) AS a(id, acc, dev)
-        WHERE e.id = a.id AND e.account_id = a.acc AND e.device_id = a.dev
-        RETURNING e.id::text AS id`,
+      `WITH gone AS (
+         DELETE FROM delivery_envelopes e USING unnest($1::bigint[], $2::uuid[], $3::bigint[]) AS a(id, acc, dev)
+          WHERE e.id = a.id AND e.account_id = a.acc AND e.device_id = a.dev
+          RETURNING e.id, e.account_id, e.device_id, e.sender_account, ${BODY_BYTES} AS bytes
+       ), ${usageCte('gone', '-')}
+       SELECT id::text AS id FROM gone`,
       [pairs.map((p) => p.id), ...split(pairs.map((p) => p.device))],
     );
     for (const r of rows) gone.add(r.id);
@@ -274,8 +326,10 @@ export class QueueRepository {
           WHERE e.id IN (SELECT id FROM delivery_envelopes ORDER BY id LIMIT $2) AND e.server_ts < $1
           FOR UPDATE SKIP LOCKED
        ), gone AS (
-         DELETE FROM delivery_envelopes e USING doomed WHERE e.id = doomed.id RETURNING 1
-       ) SELECT count(*) AS n FROM gone`,
+         DELETE FROM delivery_envelopes e USING doomed WHERE e.id = doomed.id
+         RETURNING e.account_id, e.device_id, e.sender_account, ${BODY_BYTES} AS bytes
+       ), ${usageCte('gone', '-')}
+       SELECT count(*) AS n FROM gone`,
       [cutoff, limit],
     );
     return Number(rows[0]?.n ?? 0);
@@ -296,6 +350,22 @@ export class QueueRepository {
     return Number(rows[0]?.n ?? 0);
   }
 
+  /** Deletes up to `limit` usage rows that count nothing any more (their envelopes were all deleted). */
+  async deleteEmptyUsage(limit: number): Promise<number> {
+    const rows = await this.db.query<{ n: string | number }>(
+      `WITH doomed AS (
+         SELECT account_id, device_id, sender_account FROM delivery_queue_usage WHERE envelopes <= 0
+          LIMIT $1 FOR UPDATE SKIP LOCKED
+       ), gone AS (
+         DELETE FROM delivery_queue_usage q USING doomed
+          WHERE q.account_id = doomed.account_id AND q.device_id = doomed.device_id
+            AND q.sender_account = doomed.sender_account AND q.envelopes <= 0 RETURNING 1
+       ) SELECT count(*) AS n FROM gone`,
+      [limit],
+    );
+    return Number(rows[0]?.n ?? 0);
+  }
+
   /**
    * Deletes the queues of removed devices (devices.removed_at set; a removed device's row stays,
    * and device ids are never reused). Looks at removed devices that still have a queue, a few at a
@@ -309,17 +379,20 @@ export class QueueRepository {
           WHERE d.removed_at IS NOT NULL
           LIMIT $1 FOR UPDATE OF e SKIP LOCKED
        ), gone AS (
-         DELETE FROM delivery_envelopes e USING doomed WHERE e.id = doomed.id RETURNING 1
-       ) SELECT count(*) AS n FROM gone`,
+         DELETE FROM delivery_envelopes e USING doomed WHERE e.id = doomed.id
+         RETURNING e.account_id, e.device_id, e.sender_account, ${BODY_BYTES} AS bytes
+       ), ${usageCte('gone', '-')}
+       SELECT count(*) AS n FROM gone`,
       [limit],
     );
     return Number(rows[0]?.n ?? 0);
   }
 }
 
-/** The delivery_envelopes columns of `envs`, as the nine unnest() arrays both inserts take. */
+/** The delivery_envelopes columns of `envs`, as the ten unnest() arrays both inserts take. */
 function envelopeColumns(envs: readonly NewEnvelope[]): unknown[] {
   const [acc, dev] = split(envs.map((e) => e.device));
+  const [senderAcc] = split(envs.map((e) => e.senderRef));
   return [
     envs.map((e) => e.id),
     acc,
@@ -330,6 +403,7 @@ function envelopeColumns(envs: readonly NewEnvelope[]): unknown[] {
     envs.map((e) => e.type),
     envs.map((e) => e.body),
     envs.map((e) => e.serverTs),
+    senderAcc,
   ];
 }
 

@@ -8,7 +8,8 @@ import { createHash } from 'node:crypto';
 import type { DeliveryLimits } from './limits.js';
 import { MAX_SENDS_PER_BATCH } from './limits.js';
 import { GroupCommit } from './group-commit.js';
-import { type DeviceRef, type NewEnvelope, type NewSend, type QueueRepository, envelopeOf, sendKey } from './queue-repository.js';
+import { QueueBudget } from './queue-budget.js';
+import { type DeviceRef, type NewEnvelope, type NewSend, type QueueRepository, accountOf, bodyBytes, envelopeOf, sendKey } from './queue-repository.js';
 import type { DeviceAddress, Envelope, ResendRequest, SendAnswer, SendRequest } from './schemas.js';
 import type { WakeBus } from './wake-bus.js';
 
@@ -31,7 +32,8 @@ export type SendResult =
   | { readonly kind: 'mismatch'; readonly missing: DeviceAddress[]; readonly extra: DeviceAddress[]; readonly stale: DeviceAddress[] }
   | { readonly kind: 'conflict' }
   | { readonly kind: 'unknown_recipient' }
-  | { readonly kind: 'queue_full'; readonly devices: DeviceAddress[] }
+  /** `share`: the sender's own share of those queues is full (other senders still get through). */
+  | { readonly kind: 'queue_full'; readonly devices: DeviceAddress[]; readonly share: boolean }
   | { readonly kind: 'invalid'; readonly reason: string }
   | { readonly kind: 'too_large'; readonly reason: string }
   /** A re-send of a message_id this device never sent (or whose dedup entry expired). */
@@ -107,7 +109,6 @@ export class SendService {
       keys: [{ senderDevice: sender.deviceRef, messageId: req.message_id }],
       usernames: [...new Set([req.recipient, sender.username])],
       idCount: 1,
-      cap: limits.maxQueuePerDevice,
       now,
     });
     if (snap.sends.length === 0) return { kind: 'not_sent' };
@@ -118,7 +119,8 @@ export class SendService {
     const device = (snap.devices.get(copy.user) ?? []).find((d) => d.device === copy.device && d.ref !== sender.deviceRef);
     if (!device) return { kind: 'mismatch', missing: [], extra: [addressOf(copy)], stale: [] };
     if (device.key !== copy.key) return { kind: 'mismatch', missing: [], extra: [], stale: [addressOf(copy)] };
-    if (device.queued + 1 > limits.maxQueuePerDevice) return { kind: 'queue_full', devices: [addressOf(copy)] };
+    const refusal = new QueueBudget(limits, snap).refusal(device.ref, accountOf(sender.deviceRef), bodyBytes(copy.body));
+    if (refusal) return { kind: 'queue_full', devices: [addressOf(copy)], share: refusal === 'sender' };
     const env: NewEnvelope = {
       id: snap.ids[0]!,
       senderRef: sender.deviceRef,
@@ -203,13 +205,11 @@ export class SendService {
       keys: live.map((i) => ({ senderDevice: cmds[i]!.sender.deviceRef, messageId: cmds[i]!.req.message_id })),
       usernames: [...usernames],
       idCount: copies,
-      cap: limits.maxQueuePerDevice,
       now,
     });
     readDone();
     const storedByKey = new Map(snap.sends.map((st) => [sendKey(st.senderDevice, st.messageId), st]));
-    const queued = new Map<DeviceRef, number>();
-    for (const list of snap.devices.values()) for (const d of list) queued.set(d.ref, d.queued);
+    const budget = new QueueBudget(limits, snap);
 
     // 2. Decide each send.
     let nextId = 0;
@@ -228,9 +228,11 @@ export class SendService {
         out[i] = check;
         continue;
       }
-      const full = check.refs.flatMap((ref, j) => ((queued.get(ref) ?? 0) + 1 > limits.maxQueuePerDevice ? [addressOf(c.req.copies[j]!)] : []));
+      const senderAccount = accountOf(c.sender.deviceRef);
+      const refusals = check.refs.map((ref, j) => budget.refusal(ref, senderAccount, bodyBytes(c.req.copies[j]!.body)));
+      const full = c.req.copies.filter((_, j) => refusals[j] !== null).map(addressOf);
       if (full.length > 0) {
-        out[i] = { kind: 'queue_full', devices: full };
+        out[i] = { kind: 'queue_full', devices: full, share: !refusals.includes('device') };
         continue;
       }
       const mine = c.req.copies.map(
@@ -246,7 +248,7 @@ export class SendService {
           serverTs: now,
         }),
       );
-      for (const ref of check.refs) queued.set(ref, (queued.get(ref) ?? 0) + 1);
+      check.refs.forEach((ref, j) => budget.add(ref, senderAccount, bodyBytes(c.req.copies[j]!.body)));
       const answer: SendAnswer = {
         message_id: c.req.message_id,
         server_ts: now,

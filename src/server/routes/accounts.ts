@@ -20,7 +20,7 @@ export function accountRoutes(deps: RouteDeps): AnyRoute[] {
       success: { status: 201, description: 'the account and its first device exist', schema: NewDeviceOut },
       errors: ['bad_signature', 'bad_key', 'username_taken', 'device_id_mismatch', 'payload_too_large', 'rate_limited'],
       handler: async ({ body, req }) => {
-        deps.rate.registerPerIp.hit(clientIp(req));
+        await deps.rate.registerPerIp.hit(clientIp(req));
         const r = await register(deps, { username: body.username, password: body.password, akPub: body.ak, device: toNewDevice(body.device), backup: body.backup });
         return { username: body.username, device_id: r.deviceId, token: r.token };
       },
@@ -37,7 +37,7 @@ export function accountRoutes(deps: RouteDeps): AnyRoute[] {
       success: { status: 200, description: 'the account record', schema: AccountOut },
       errors: ['not_found', 'rate_limited'],
       handler: async ({ params, req }) => {
-        deps.rate.lookupsPerIp.hit(clientIp(req));
+        await deps.rate.lookupsPerIp.hit(clientIp(req));
         const a = await getAccount(deps, params.username);
         return {
           username: a.username,
@@ -53,16 +53,18 @@ export function accountRoutes(deps: RouteDeps): AnyRoute[] {
       tag: 'accounts',
       summary: 'Add a device to an account (password and a DeviceCert signed by the AK)',
       description:
-        "The new device first recovers the AK from the key backup (POST /v1/accounts/{username}/backup/recover), signs its DeviceCert over the account's next_device_id, and sends it with its keys. A device_id other than next_device_id (e.g. another device was added meanwhile) is 409 device_id_mismatch: fetch the account again and sign the new id. Rate-limited per IP and per account.",
+        "The new device first recovers the AK from the key backup (POST /v1/accounts/{username}/backup/recover), signs its DeviceCert over the account's next_device_id, and sends it with its keys. A device_id other than next_device_id (e.g. another device was added meanwhile) is 409 device_id_mismatch: fetch the account again and sign the new id. Rate-limited per IP; wrong passwords are counted per (account, IP) and per account, and an IP that has not failed is never refused for the account's count.",
       auth: false,
       params: UsernameParams,
       body: AddDeviceIn,
       success: { status: 201, description: 'the device exists; its token', schema: NewDeviceOut },
       errors: ['bad_credentials', 'bad_signature', 'bad_key', 'device_id_mismatch', 'too_many_devices', 'rate_limited'],
       handler: async ({ params, body, req }) => {
-        deps.rate.loginPerIp.hit(clientIp(req));
-        deps.rate.loginPerAccount.hit(params.username);
-        const r = await addDevice(deps, { username: params.username, password: body.password, device: toNewDevice(body.device) });
+        const ip = clientIp(req);
+        await deps.rate.loginPerIp.hit(ip);
+        const r = await deps.rate.passwords.attempt(params.username, ip, () =>
+          addDevice(deps, { username: params.username, password: body.password, device: toNewDevice(body.device) }),
+        );
         return { username: params.username, device_id: r.deviceId, token: r.token };
       },
     }),

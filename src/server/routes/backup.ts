@@ -44,16 +44,16 @@ export function backupRoutes(deps: RouteDeps): AnyRoute[] {
       tag: 'backup',
       summary: 'Fetch the key backup blob with the password (a device being added)',
       description:
-        'For a device that has no token yet: returns the blob, to recover the AK from, and next_device_id, the id to sign its DeviceCert over. Rate-limited per IP and per account.',
+        'For a device that has no token yet: returns the blob, to recover the AK from, and next_device_id, the id to sign its DeviceCert over. Rate-limited per IP; wrong passwords are counted per (account, IP) and per account, and an IP that has not failed is never refused for the account\'s count.',
       auth: false,
       params: UsernameParams,
       body: PasswordIn,
       success: { status: 200, description: 'the blob and the next device id', schema: RecoveredBackupOut },
       errors: ['bad_credentials', 'not_found', 'rate_limited'],
       handler: async ({ params, body, req }) => {
-        deps.rate.loginPerIp.hit(clientIp(req));
-        deps.rate.loginPerAccount.hit(params.username);
-        const b = await recoverBackup(deps, params.username, body.password);
+        const ip = clientIp(req);
+        await deps.rate.loginPerIp.hit(ip);
+        const b = await deps.rate.passwords.attempt(params.username, ip, () => recoverBackup(deps, params.username, body.password));
         return { blob: b64(b.blob), updated_at: b.updatedAt.toISOString(), next_device_id: b.nextDeviceId };
       },
     }),

@@ -54,16 +54,16 @@ export function keyRoutes(deps: RouteDeps): AnyRoute[] {
       tag: 'keys',
       summary: "Claim a prekey bundle for each of a user's devices",
       description:
-        "POST, not GET: each call hands out (and deletes) one OPK and one one-time PQPK per device, atomically, so no two callers get the same key. A device with no OPK left comes with opk null; with no one-time PQPK left, with its last-resort PQPK. The calling device is left out of its own account's bundles. Verify each DeviceCert under the AK you pinned and each SPK and PQPK sig under the device's IK. Rate-limited per IP and per requesting account.",
+        "POST, not GET: each call hands out (and deletes) one OPK and one one-time PQPK per device, atomically, so no two callers get the same key. A device with no OPK left comes with opk null; with no one-time PQPK left, with its last-resort PQPK. One requesting account takes one-time keys from one device at most GCHAT_RATE_OPK_CLAIMS times per window (default 10 a day); past it the bundle comes with opk null and the last-resort PQPK, so a session can still start but the pool is not drained. The calling device is left out of its own account's bundles. Verify each DeviceCert under the AK you pinned and each SPK and PQPK sig under the device's IK. Rate-limited per IP and per requesting account.",
       auth: true,
       params: UsernameParams,
       body: BundlesIn,
       success: { status: 200, description: 'one bundle per device', schema: BundlesOut },
       errors: ['not_found', 'rate_limited'],
       handler: async ({ params, body, auth, req }) => {
-        deps.rate.bundlesPerIp.hit(clientIp(req));
-        deps.rate.bundlesPerAccount.hit(auth.accountId);
-        const r = await fetchBundles(deps, auth, params.username, body.device_ids);
+        await deps.rate.bundlesPerIp.hit(clientIp(req));
+        await deps.rate.bundlesPerAccount.hit(auth.accountId);
+        const r = await fetchBundles(deps, auth, params.username, body.device_ids, deps.rate.oneTimePrekeyClaims);
         return {
           username: r.username,
           ak: b64(r.akPub),

@@ -154,7 +154,8 @@ export async function authenticateToken(deps: Pick<ServiceDeps, 'db'>, token: st
 
 async function checkPassword(deps: ServiceDeps, username: string, password: string): Promise<AccountRow> {
   const account = await deps.db.transaction((tx) => findAccount(tx, username));
-  // Usernames are public (account records), so an unknown one is not hidden behind a dummy hash.
+  // An unknown username costs the same Argon2id work as a known one: no timing oracle.
+  if (!account) await deps.passwords.verifyNone(password);
   if (!account || !(await deps.passwords.verify(account.passwordHash, password))) {
     throw new ApiError('bad_credentials', 'wrong username or password');
   }

@@ -12,7 +12,10 @@ import {
   putLastResortPqPrekey,
   putSignedPrekey,
 } from '../data/prekeys.js';
+import type { RateLimit } from '../config.js';
+import { hitCounters } from '../data/rate-counters.js';
 import type { Tx } from '../db.js';
+import { bucketOf } from '../rate-limit.js';
 import { ApiError } from '../errors.js';
 import type { AuthContext, ServiceDeps } from './deps.js';
 import { checkIdsUnused, checkPrekeySignatures, type MaxIds, type PrekeyUpload } from './key-checks.js';
@@ -105,22 +108,38 @@ export async function prekeyStatus(deps: ServiceDeps, auth: AuthContext): Promis
  * One bundle per device of `username` (all, or those in `deviceIds`), the requesting device
  * itself left out. Each claims the device's next OPK and one-time PQPK; with none left the bundle
  * has no OPK and the last-resort PQPK.
+ *
+ * `budget`: bundles with one-time keys one requesting account may take from one device per
+ * window. Past it the bundle is still served, without OPK and with the last-resort PQPK (SPEC §3
+ * allows both), so a session can still start but one account cannot drain a device's pool.
  */
-export async function fetchBundles(deps: ServiceDeps, requester: AuthContext, username: string, deviceIds?: readonly number[]): Promise<Bundles> {
+export async function fetchBundles(
+  deps: ServiceDeps,
+  requester: AuthContext,
+  username: string,
+  deviceIds: readonly number[] | undefined,
+  budget: RateLimit,
+): Promise<Bundles> {
   const wanted = deviceIds ? new Set(deviceIds) : null;
   return deps.db.transaction(async (tx) => {
     const account = await findAccount(tx, username);
     if (!account) throw new ApiError('not_found', 'no such account');
+    const devices = (await listDevices(tx, account.id)).filter(
+      (d) => (!wanted || wanted.has(d.deviceId)) && !(account.id === requester.accountId && d.deviceId === requester.deviceId),
+    );
+    // One statement counts this claim against every device's budget; it commits with the claims.
+    const now = deps.clock().getTime();
+    const bucket = (deviceId: number) => bucketOf('opk-claims', `${requester.accountId}>${account.id}/${deviceId}`);
+    const counts = await hitCounters(tx, devices.map((d) => ({ bucket: bucket(d.deviceId), windowMs: budget.windowSeconds * 1000 })), now);
     const bundles: Bundle[] = [];
-    for (const d of await listDevices(tx, account.id)) {
-      if (wanted && !wanted.has(d.deviceId)) continue;
-      if (account.id === requester.accountId && d.deviceId === requester.deviceId) continue;
+    for (const d of devices) {
       const ref: DeviceRef = { accountId: account.id, deviceId: d.deviceId };
       const spk = await currentSignedPrekey(tx, ref);
       const lastResort = await currentLastResortPqPrekey(tx, ref);
       if (!spk || !lastResort) continue; // cannot happen: registration stores both
-      const opk = await claimOneTimePrekey(tx, ref);
-      const pqpk = (await claimOneTimePqPrekey(tx, ref)) ?? lastResort;
+      const withinBudget = (counts.get(bucket(d.deviceId))?.hits ?? Infinity) <= budget.count;
+      const opk = withinBudget ? await claimOneTimePrekey(tx, ref) : null;
+      const pqpk = (withinBudget ? await claimOneTimePqPrekey(tx, ref) : null) ?? lastResort;
       bundles.push({ deviceId: d.deviceId, ikPub: d.ikPub, deviceCert: d.deviceCert, spk, opk, pqpk });
     }
     return { username: account.username, akPub: account.akPub, bundles };
