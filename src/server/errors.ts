@@ -2,13 +2,13 @@
  * The server's one error table and error class. Every refusal the server makes, over REST or on
  * the stream, carries a code from ERRORS; the table is the only place that turns a code into an
  * HTTP status, and the OpenAPI document lists these codes, per route and status, from it.
+ * 400 means the request does not match the published schema; 422, that it does but is refused on
+ * what no schema can say (a signature, a key, parts that disagree).
  * Messages never carry a key, a token or a body.
  */
 export const ERRORS = {
-  invalid_request: { status: 400, about: 'the request does not match the schema (path, query or body), or breaks a rule stated on the route' },
+  invalid_request: { status: 400, about: 'the request does not match the schema (path, query or body)' },
   malformed_json: { status: 400, about: 'the body is not JSON' },
-  bad_signature: { status: 400, about: 'a DeviceCert, SPK or PQPK signature does not verify' },
-  bad_key: { status: 400, about: 'a public key is not a valid key of its kind' },
   bad_frame: { status: 400, about: 'stream only: a frame that is not JSON text or not a known, well-formed frame' },
   unauthorized: { status: 401, about: 'no valid device token (or the device was removed)' },
   bad_credentials: { status: 401, about: 'wrong username or password' },
@@ -23,6 +23,12 @@ export const ERRORS = {
   message_id_conflict: { status: 409, about: 'this device already sent this message_id with other content' },
   payload_too_large: { status: 413, about: 'the body, a copy, the number of copies or a backup is over its limit' },
   unsupported_media_type: { status: 415, about: 'a body that is not application/json' },
+  bad_signature: { status: 422, about: 'a DeviceCert, SPK or PQPK signature does not verify' },
+  bad_key: { status: 422, about: 'a public key is not a valid key of its kind' },
+  inconsistent_request: {
+    status: 422,
+    about: 'the request matches the schema but its parts disagree (e.g. two copies for one device, a copy for neither party, ids repeated, no last-resort PQPK)',
+  },
   upgrade_required: { status: 426, about: 'a WebSocket endpoint asked without Upgrade: websocket' },
   rate_limited: { status: 429, about: 'too many requests; retry after Retry-After seconds' },
   internal: { status: 500, about: 'a fault of the server; never caused by the request' },

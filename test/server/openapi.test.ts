@@ -95,7 +95,7 @@ describe('OpenAPI document', () => {
 
   it('is a valid OpenAPI 3.1 document for a real validator, and every $ref resolves from the root', async () => {
     const validator = new Validator();
-    const result = await validator.validate(structuredClone(doc) as object);
+    const result = await validator.validate(structuredClone(doc) as unknown as Parameters<Validator["validate"]>[0]);
     expect(result.errors, JSON.stringify(result.errors)).toBeUndefined();
     expect(result.valid).toBe(true);
     expect(validator.version).toBe('3.1');

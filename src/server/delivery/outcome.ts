@@ -31,7 +31,7 @@ export function sendAnswer(r: SendResult): SendAnswer {
     case 'queue_full':
       throw new ApiError('queue_full', "a recipient device's queue is full", undefined, { devices: r.devices });
     case 'invalid':
-      throw new ApiError('invalid_request', r.reason);
+      throw new ApiError('inconsistent_request', r.reason);
     case 'too_large':
       throw new ApiError('payload_too_large', r.reason);
     case 'not_sent':

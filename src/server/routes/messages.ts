@@ -51,7 +51,7 @@ export function messageRoutes(deps: MessagesRoutesDeps): AnyRoute[] {
       body: SendRequest,
       maxBodyBytes,
       success: { status: 200, description: 'stored (or stored before: the same answer)', schema: SendAnswer },
-      errors: ['not_found', 'device_mismatch', 'message_id_conflict', 'rate_limited', 'unavailable', 'queue_full'],
+      errors: ['inconsistent_request', 'not_found', 'device_mismatch', 'message_id_conflict', 'rate_limited', 'unavailable', 'queue_full'],
       handler: ({ body, auth }) => answer('send', () => delivery.sends.send(deps.sender(auth), body)),
     }),
     defineRoute({
@@ -68,7 +68,7 @@ export function messageRoutes(deps: MessagesRoutesDeps): AnyRoute[] {
       body: ResendRequest,
       maxBodyBytes,
       success: { status: 200, description: 'queued for that device', schema: SendAnswer },
-      errors: ['not_found', 'device_mismatch', 'rate_limited', 'unavailable', 'queue_full'],
+      errors: ['inconsistent_request', 'not_found', 'device_mismatch', 'rate_limited', 'unavailable', 'queue_full'],
       handler: ({ body, auth }) => answer('resend', () => delivery.sends.resend(deps.sender(auth), body)),
     }),
     defineRoute({

@@ -66,11 +66,12 @@ export const PqPrekeyIn = z
   .meta({ id: 'PqPrekeyIn' });
 
 const opks = z.array(OneTimePrekeyIn).max(PREKEY_TOP_UP);
+// How many of them are last-resort is checked by the service (422 inconsistent_request): a count
+// of matching items is no rule a generator from the document can honour.
 const pqpks = z
   .array(PqPrekeyIn)
   .max(PREKEY_TOP_UP + 1)
-  .refine((a) => a.filter((k) => !k.last_resort).length <= PREKEY_TOP_UP, `at most ${PREKEY_TOP_UP} one-time PQPKs`)
-  .refine((a) => a.filter((k) => k.last_resort).length <= 1, 'at most one last-resort PQPK');
+  .meta({ description: `at most ${PREKEY_TOP_UP} one-time PQPKs and at most one last-resort PQPK (422 inconsistent_request otherwise)` });
 
 export const PrekeyUploadIn = z
   .object({
@@ -87,7 +88,7 @@ export const NewDeviceIn = z
     device_cert: bytesIn(64, 'DeviceCert: AK.sign over (username, device_id, IK) (SPEC §2)'),
     spk: SignedPrekeyIn,
     opks,
-    pqpks: pqpks.refine((a) => a.some((k) => k.last_resort), 'a new device needs a last-resort PQPK'),
+    pqpks: pqpks.meta({ description: `exactly one last-resort PQPK and at most ${PREKEY_TOP_UP} one-time PQPKs (422 inconsistent_request otherwise)` }),
   })
   .meta({
     id: 'NewDevice',
