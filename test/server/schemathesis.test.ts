@@ -21,7 +21,7 @@ if (!present && process.env.CI === 'true') throw new Error(`CI=true and schemath
 if (!present) console.warn(`\n!!!!! schemathesis not found at ${CLI}: SKIPPING the schemathesis run (python3 -m venv .venv-schemathesis && .venv-schemathesis/bin/pip install schemathesis) !!!!!\n`);
 
 /** Examples per operation and phase: enough to reach every rule of every schema, bounded in time. */
-const EXAMPLES = Number(process.env.SCHEMATHESIS_EXAMPLES ?? 12);
+const EXAMPLES = Number(process.env.SCHEMATHESIS_EXAMPLES ?? 6);
 const SEED = process.env.SCHEMATHESIS_SEED ?? '20261201';
 
 /**
@@ -44,6 +44,9 @@ values = ["carol"]
 
 [parameters]
 "path.username" = { dictionary = "users", probability = 0.7 }
+
+[phases.stateful]
+max-steps = 4
 
 [checks.positive_data_acceptance]
 expected-statuses = ["2xx", 401, 403, 404, 409, 422, 429]
@@ -108,6 +111,10 @@ describe.skipIf(!present)('schemathesis finds no disagreement between the docume
         SEED,
         '--workers',
         '2',
+        // Generating 1184-byte ML-KEM keys by their pattern is slow on a busy machine: a generator's
+        // speed is no finding about the API.
+        '--suppress-health-check',
+        'too_slow,data_too_large',
         '--request-timeout',
         '30',
         '--no-color',
@@ -116,6 +123,7 @@ describe.skipIf(!present)('schemathesis finds no disagreement between the docume
     );
     const summary = r.out.slice(r.out.lastIndexOf('=== SUMMARY') >= 0 ? r.out.lastIndexOf('=== SUMMARY') - 40 : 0);
     if (r.code !== 0) console.error(r.out.slice(-30_000));
+    else console.log(r.out.split('\n').filter((l) => /^\s*(✅|❌|⏭|⚠️|Test cases|Scenarios|=+ .* in )/.test(l)).join('\n'));
     expect(r.out).toMatch(/Tested: 15\b/);
     expect(r.code, summary).toBe(0);
   }, 600_000);
