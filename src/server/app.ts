@@ -1,10 +1,10 @@
 /**
  * The Express app, built from its dependencies; it does not listen (main.ts and tests do).
  *
- * Further routers (Server II) plug in through `AppExtensions`: route declarations (mounted and
- * documented in /v1/openapi.json like the v1 routes) or plain Express routers. Both are mounted
- * after the v1 routes and before the 404 and error handlers, so they share JSON parsing, body
- * limits, metrics and the error format.
+ * Further routes plug in through `AppExtensions`: route declarations (mounted and documented in
+ * /v1/openapi.json like the v1 routes; the delivery routes come this way) or plain Express
+ * routers, which are not documented. Both are mounted after the v1 routes and before the 404 and
+ * error handlers, so they share metrics and the error format.
  */
 import express, { type ErrorRequestHandler, type Express, type RequestHandler, type Router } from 'express';
 import { ApiError, errorBody, loggableError } from './errors.js';
@@ -52,8 +52,6 @@ export function buildApp(deps: AppDeps, ext: AppExtensions = {}): App {
   app.disable('x-powered-by');
   app.set('trust proxy', deps.http.trustProxy);
   app.use(observe(deps));
-  // No compressed bodies: a small gzip can inflate far beyond the limit's intent.
-  app.use(express.json({ limit: deps.http.maxBodyBytes, strict: true, inflate: false }));
 
   const routes = [...v1Routes(deps), ...(ext.routes?.(deps) ?? [])];
   const openapi = buildOpenApiDocument(routes, { version: API_VERSION });
@@ -64,9 +62,14 @@ export function buildApp(deps: AppDeps, ext: AppExtensions = {}): App {
     res.locals.route = '/v1/openapi.json';
     res.json(openapi);
   });
-  mountRoutes(router, routes, deps);
+  // Declared routes read their own bodies, each under its limit, after authentication.
+  mountRoutes(router, routes, deps, deps.http.maxBodyBytes);
   app.use(router);
-  for (const r of ext.routers ?? []) app.use(r.path, r.router);
+  if (ext.routers?.length) {
+    // No compressed bodies: a small gzip can inflate far beyond the limit's intent.
+    app.use(express.json({ limit: deps.http.maxBodyBytes, strict: true, inflate: false }));
+    for (const r of ext.routers) app.use(r.path, r.router);
+  }
 
   app.use((_req, _res, next) => next(new ApiError('not_found', 'no such route')));
   app.use(errorHandler(deps));

@@ -141,19 +141,19 @@ await describeEachDatabase('refusals change nothing', (kind) => {
     out.push({
       name: 'register: DeviceCert signed by another AK',
       run: () => reg(async (b) => ({ ...b.body, device: { ...b.body.device, device_cert: b64(await signDeviceCert(crypto, await otherAk(), 'carol', 1, b.device.ik.publicKey)) } })),
-      status: 400,
+      status: 422,
       code: 'bad_signature',
     });
     out.push({
       name: 'register: DeviceCert over another username',
       run: () => reg(async (b) => ({ ...b.body, device: { ...b.body.device, device_cert: b64(await signDeviceCert(crypto, b.ak, 'carl', 1, b.device.ik.publicKey)) } })),
-      status: 400,
+      status: 422,
       code: 'bad_signature',
     });
     out.push({
       name: 'register: SPK signed by another key',
       run: () => reg(async (b) => ({ ...b.body, device: { ...b.body.device, spk: spkJson(await generateSignedPrekey(crypto, systemRandom, await otherAk(), 1)) } })),
-      status: 400,
+      status: 422,
       code: 'bad_signature',
     });
     out.push({
@@ -163,7 +163,7 @@ await describeEachDatabase('refusals change nothing', (kind) => {
           const bad = pqpkJson(await generatePqPrekey(crypto, systemRandom, await otherAk(), 99, true));
           return { ...b.body, device: { ...b.body.device, pqpks: [...b.body.device.pqpks, bad] } };
         }),
-      status: 400,
+      status: 422,
       code: 'bad_signature',
     });
     out.push({
@@ -173,26 +173,26 @@ await describeEachDatabase('refusals change nothing', (kind) => {
           const pqpks = b.body.device.pqpks.map((k, i) => (i === 0 ? { ...k, pub: b64(new Uint8Array(1184).fill(0xff)) } : k));
           return { ...b.body, device: { ...b.body.device, pqpks } };
         }),
-      status: 400,
+      status: 422,
       code: 'bad_key',
     });
     out.push({
       name: 'register: no last-resort PQPK',
       run: () => reg((b) => ({ ...b.body, device: { ...b.body.device, pqpks: b.body.device.pqpks.filter((k) => !k.last_resort) } })),
-      status: 400,
-      code: 'invalid_request',
+      status: 422,
+      code: 'inconsistent_request',
     });
     out.push({
       name: 'register: two last-resort PQPKs',
       run: () => reg((b) => ({ ...b.body, device: { ...b.body.device, pqpks: b.body.device.pqpks.map((k) => ({ ...k, last_resort: true })) } })),
-      status: 400,
-      code: 'invalid_request',
+      status: 422,
+      code: 'inconsistent_request',
     });
     out.push({
       name: 'register: duplicate OPK ids',
       run: () => reg((b) => ({ ...b.body, device: { ...b.body.device, opks: [b.body.device.opks[0], b.body.device.opks[0]] } })),
-      status: 400,
-      code: 'invalid_request',
+      status: 422,
+      code: 'inconsistent_request',
     });
     out.push({
       name: 'register: 101 OPKs',
@@ -227,8 +227,8 @@ await describeEachDatabase('refusals change nothing', (kind) => {
     };
     out.push({ name: 'add device: wrong password', run: () => add('wrong password!', 5), status: 401, code: 'bad_credentials' });
     out.push({ name: 'add device: unknown account', run: async () => server.call('POST', '/v1/accounts/nobody/devices', { body: { password: 'whatever1', device: newDeviceJson(await newDeviceKeys(alice.ak, 'nobody', 1)) } }), status: 401, code: 'bad_credentials' });
-    out.push({ name: 'add device: DeviceCert by another AK', run: async () => add(alice.password, 5, 5, await otherAk()), status: 400, code: 'bad_signature' });
-    out.push({ name: 'add device: DeviceCert over another device id', run: () => add(alice.password, 5, 6), status: 400, code: 'bad_signature' });
+    out.push({ name: 'add device: DeviceCert by another AK', run: async () => add(alice.password, 5, 5, await otherAk()), status: 422, code: 'bad_signature' });
+    out.push({ name: 'add device: DeviceCert over another device id', run: () => add(alice.password, 5, 6), status: 422, code: 'bad_signature' });
     out.push({ name: 'add device: a used device id', run: () => add(alice.password, 3), status: 409, code: 'device_id_mismatch' });
     out.push({ name: 'add device: beyond the device bound', run: () => add(alice.password, 5), status: 409, code: 'too_many_devices' });
     out.push({ name: 'recover backup: wrong password', run: () => server.call('POST', '/v1/accounts/alice/backup/recover', { body: { password: 'wrong password!' } }), status: 401, code: 'bad_credentials' });
@@ -238,7 +238,7 @@ await describeEachDatabase('refusals change nothing', (kind) => {
     out.push({
       name: 'upload: SPK signed by another key',
       run: async () => upload({ spk: spkJson(await generateSignedPrekey(crypto, systemRandom, await otherAk(), 50)), opks: (await validUpload()).opks })(),
-      status: 400,
+      status: 422,
       code: 'bad_signature',
     });
     out.push({
@@ -249,7 +249,7 @@ await describeEachDatabase('refusals change nothing', (kind) => {
         pq.push(pqpkJson(await generatePqPrekey(crypto, systemRandom, await otherAk(), 309, true)));
         return upload({ pqpks: pq })();
       },
-      status: 400,
+      status: 422,
       code: 'bad_signature',
     });
     out.push({

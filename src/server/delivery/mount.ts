@@ -4,15 +4,14 @@
  * main.ts: `const delivery = mountDelivery(config, deps)`, pass `delivery.extensions` to
  * startServer, then `await delivery.start(server)`; on stop, `await delivery.close()` first.
  */
-import { Router } from 'express';
 import type { AppDeps, AppExtensions } from '../app.js';
 import type { Config } from '../config.js';
 import { loggableError } from '../errors.js';
 import { authenticateToken } from '../services/accounts.js';
-import { messagesRouter } from '../routes/messages.js';
+import { messageRoutes } from '../routes/messages.js';
+import type { AuthContext } from '../services/deps.js';
 import type { RunningServer } from '../server.js';
 import { createDelivery, type Delivery } from './index.js';
-import { mergeDeliveryOpenApi } from './openapi.js';
 import { deviceRef } from './queue-repository.js';
 import type { Sender } from './send-service.js';
 import { AppSqlDatabase, PgSqlDatabase } from './sql.js';
@@ -20,7 +19,7 @@ import { AppSqlDatabase, PgSqlDatabase } from './sql.js';
 export interface MountedDelivery {
   readonly delivery: Delivery;
   readonly extensions: AppExtensions;
-  /** After the server listens: the stream on its HTTP server, the OpenAPI paths, LISTEN and GC. */
+  /** After the server listens: the stream on its HTTP server, LISTEN and GC. */
   start(server: RunningServer): Promise<void>;
   /** Graceful: closes the streams once waiting sends and acks are committed. */
   close(): Promise<void>;
@@ -29,9 +28,10 @@ export interface MountedDelivery {
 export function mountDelivery(config: Config, deps: AppDeps, opts: { now?: () => number } = {}): MountedDelivery {
   const db = deps.db;
   const sql = db.kind === 'postgres' && db.url ? new PgSqlDatabase(db.url, config.delivery.dbPool) : new AppSqlDatabase(db);
+  const sender = (a: AuthContext): Sender => ({ username: a.username, deviceRef: deviceRef(a.accountId, a.deviceId), device: a.deviceId });
   const authenticate = async (token: string): Promise<Sender | null> => {
     const a = await authenticateToken(deps, token);
-    return a ? { username: a.username, deviceRef: deviceRef(a.accountId, a.deviceId), device: a.deviceId } : null;
+    return a ? sender(a) : null;
   };
   const log = (msg: string, err?: unknown): void => deps.log.error(err === undefined ? {} : { error: loggableError(err) }, msg);
   const delivery = createDelivery({
@@ -49,13 +49,11 @@ export function mountDelivery(config: Config, deps: AppDeps, opts: { now?: () =>
     queued: async () => Number((await sql.query<{ n: string }>('SELECT count(*) AS n FROM delivery_envelopes'))[0]?.n ?? 0),
   });
   deps.deviceRemoval.afterCommit((e) => delivery.deviceRemoved(deviceRef(e.accountId, e.deviceId)));
-  const router = Router();
-  router.use(messagesRouter({ delivery, authenticate, log }));
   return {
     delivery,
-    extensions: { routers: [{ path: '/', router }] },
+    // Declared routes: mounted and documented in /v1/openapi.json with the v1 routes.
+    extensions: { routes: () => messageRoutes({ delivery, sender, log }) },
     async start(server) {
-      mergeDeliveryOpenApi(server.app.openapi);
       delivery.attach(server.httpServer);
       await delivery.start();
     },

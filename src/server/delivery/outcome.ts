@@ -1,61 +1,65 @@
-/** One mapping from a send's result to an HTTP status and body, shared by REST and the stream. */
-import type { SendResult } from './send-service.js';
+/**
+ * A send's result as an answer: the REST routes return the answer or throw the ApiError; the
+ * stream's `sent` frame carries the same status and body (HttpOutcome). Codes and statuses are
+ * errors.ts's table.
+ */
+import { ApiError, errorBody, type ErrorBody } from '../errors.js';
 import { BacklogFullError } from './group-commit.js';
+import type { SendAnswer } from './schemas.js';
+import type { SendResult } from './send-service.js';
 
 export interface HttpOutcome {
   readonly status: number;
-  readonly body: unknown;
+  readonly body: SendAnswer | ErrorBody;
 }
 
-/** Status of each delivery error code (the REST routes and stream frames use the same). */
-export const DELIVERY_ERROR_STATUS = {
-  invalid_request: 400,
-  not_found: 404,
-  device_mismatch: 409,
-  message_id_conflict: 409,
-  payload_too_large: 413,
-  rate_limited: 429,
-  queue_full: 507,
-  unavailable: 503,
-} as const;
-export type DeliveryErrorCode = keyof typeof DELIVERY_ERROR_STATUS;
-
-export function errorBody(code: DeliveryErrorCode, message: string, extra: Record<string, unknown> = {}): HttpOutcome {
-  // The server's error body (errors.ts: `{ error: { code, message } }`), details beside it.
-  return { status: DELIVERY_ERROR_STATUS[code], body: { error: { code, message }, ...extra } };
-}
-
-export function sendOutcome(r: SendResult): HttpOutcome {
+/** The answer of an accepted send, or the refusal to throw. */
+export function sendAnswer(r: SendResult): SendAnswer {
   switch (r.kind) {
     case 'accepted':
-      return { status: 200, body: r.answer };
+      return r.answer;
     case 'mismatch':
-      return errorBody('device_mismatch', 'the copies do not match the current devices', {
+      throw new ApiError('device_mismatch', 'the copies do not match the current devices', undefined, {
         missing: r.missing,
         extra: r.extra,
         stale: r.stale,
       });
     case 'conflict':
-      return errorBody('message_id_conflict', 'this message_id was already sent with different content');
+      throw new ApiError('message_id_conflict', 'this message_id was already sent with different content');
     case 'unknown_recipient':
-      return errorBody('not_found', 'no such account');
+      throw new ApiError('not_found', 'no such account');
     case 'queue_full':
-      return errorBody(
+      throw new ApiError(
         'queue_full',
         r.share ? "this sender's share of a recipient device's queue is full; other senders still get through" : "a recipient device's queue is full",
+        undefined,
         { devices: r.devices },
       );
     case 'invalid':
-      return errorBody('invalid_request', r.reason);
+      throw new ApiError('inconsistent_request', r.reason);
     case 'too_large':
-      return errorBody('payload_too_large', r.reason);
+      throw new ApiError('payload_too_large', r.reason);
     case 'not_sent':
-      return errorBody('not_found', 'this device sent no message with this message_id within the retention');
+      throw new ApiError('not_found', 'this device sent no message with this message_id within the retention');
   }
 }
 
 /** A send that threw: the backlog bound (429), or the database failing (503; retry is safe). */
-export function sendFailure(err: unknown): HttpOutcome {
-  if (err instanceof BacklogFullError) return errorBody('rate_limited', 'too many sends waiting; retry shortly', { retry_after_ms: err.retryAfterMs });
-  return errorBody('unavailable', 'the message could not be stored; retrying with the same message_id is safe');
+export function sendFailure(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof BacklogFullError) return new ApiError('rate_limited', 'too many sends waiting; retry shortly', Math.max(1, Math.ceil(err.retryAfterMs / 1000)));
+  return new ApiError('unavailable', 'the message could not be stored; retrying with the same message_id is safe');
+}
+
+/** The REST answer to a send as the stream carries it. */
+export function sendOutcome(r: SendResult): HttpOutcome {
+  try {
+    return { status: 200, body: sendAnswer(r) };
+  } catch (e) {
+    return errorOutcome(sendFailure(e));
+  }
+}
+
+export function errorOutcome(e: ApiError): HttpOutcome {
+  return { status: e.status, body: errorBody(e) };
 }

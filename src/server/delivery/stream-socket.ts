@@ -9,7 +9,8 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { ClientFrame, type ServerFrame } from './schemas.js';
 import type { Sender, SendService } from './send-service.js';
 import type { Stream, StreamHub, AckCommitter } from './stream-hub.js';
-import { errorBody, sendFailure, sendOutcome } from './outcome.js';
+import { ApiError, errorBody, type ApiErrorCode } from '../errors.js';
+import { errorOutcome, sendFailure, sendOutcome } from './outcome.js';
 import { STREAM_PING_MS } from './limits.js';
 
 export const STREAM_PATH = '/v1/stream';
@@ -59,9 +60,9 @@ export class StreamServer {
       sender = token ? await this.deps.authenticate(token) : null;
     } catch (err) {
       this.deps.log?.('stream auth failed', err);
-      return reject(socket, 503, 'Service Unavailable');
+      return reject(socket, 'unavailable', 'Service Unavailable', 'the device token could not be checked; retry');
     }
-    if (!sender) return reject(socket, 401, 'Unauthorized');
+    if (!sender) return reject(socket, 'unauthorized', 'Unauthorized', 'a valid device token is required');
     const who = sender;
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, who));
   }
@@ -108,7 +109,7 @@ export class StreamServer {
   private onSend(ws: WebSocket, sender: Sender, frame: Extract<ClientFrame, { op: 'send' }>): void {
     const { rid, op: _op, ...req } = frame;
     if (this.draining) {
-      const o = errorBody('unavailable', 'the server is restarting; send again on a new connection');
+      const o = errorOutcome(new ApiError('unavailable', 'the server is restarting; send again on a new connection'));
       return reply(ws, { op: 'sent', rid, status: o.status, body: o.body });
     }
     this.deps.sends.send(sender, req).then(
@@ -117,7 +118,7 @@ export class StreamServer {
         reply(ws, { op: 'sent', rid, status: o.status, body: o.body });
       },
       (err: unknown) => {
-        const o = sendFailure(err);
+        const o = errorOutcome(sendFailure(err));
         if (o.status >= 500) this.deps.log?.('send failed', err);
         reply(ws, { op: 'sent', rid, status: o.status, body: o.body });
       },
@@ -164,6 +165,12 @@ function tokenOf(req: IncomingMessage): string | null {
   return null;
 }
 
-function reject(socket: Duplex, status: number, text: string): void {
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+/** Refuses an upgrade with the server's JSON error, as a plain HTTP response. */
+function reject(socket: Duplex, code: ApiErrorCode, reason: string, message: string): void {
+  const e = new ApiError(code, message);
+  const body = JSON.stringify(errorBody(e));
+  socket.end(
+    `HTTP/1.1 ${e.status} ${reason}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
 }

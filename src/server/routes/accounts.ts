@@ -18,7 +18,7 @@ export function accountRoutes(deps: RouteDeps): AnyRoute[] {
       auth: false,
       body: RegisterIn,
       success: { status: 201, description: 'the account and its first device exist', schema: NewDeviceOut },
-      errors: ['bad_signature', 'bad_key', 'username_taken', 'device_id_mismatch', 'payload_too_large', 'rate_limited'],
+      errors: ['bad_signature', 'bad_key', 'inconsistent_request', 'username_taken', 'device_id_mismatch', 'payload_too_large', 'rate_limited'],
       handler: async ({ body, req }) => {
         await deps.rate.registerPerIp.hit(clientIp(req));
         const r = await register(deps, { username: body.username, password: body.password, akPub: body.ak, device: toNewDevice(body.device), backup: body.backup });
@@ -58,7 +58,7 @@ export function accountRoutes(deps: RouteDeps): AnyRoute[] {
       params: UsernameParams,
       body: AddDeviceIn,
       success: { status: 201, description: 'the device exists; its token', schema: NewDeviceOut },
-      errors: ['bad_credentials', 'bad_signature', 'bad_key', 'device_id_mismatch', 'too_many_devices', 'rate_limited'],
+      errors: ['bad_credentials', 'bad_signature', 'bad_key', 'inconsistent_request', 'device_id_mismatch', 'too_many_devices', 'rate_limited'],
       handler: async ({ params, body, req }) => {
         const ip = clientIp(req);
         await deps.rate.loginPerIp.hit(ip);

@@ -25,7 +25,7 @@ export function keyRoutes(deps: RouteDeps): AnyRoute[] {
       params: DeviceParams,
       body: PrekeyUploadIn,
       success: { status: 200, description: 'stored; the counts now on the server', schema: PrekeyCountsOut },
-      errors: ['forbidden', 'bad_signature', 'bad_key', 'prekey_id_reused', 'too_many_prekeys'],
+      errors: ['forbidden', 'bad_signature', 'bad_key', 'inconsistent_request', 'prekey_id_reused', 'too_many_prekeys'],
       handler: async ({ params, body, auth }) => {
         requireOwnDevice(auth, params);
         const c = await uploadPrekeys(deps, auth, toPrekeyUpload(body));

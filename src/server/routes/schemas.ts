@@ -6,12 +6,10 @@
 import { z } from 'zod';
 import { fromBase64url } from '../../protocol/bytes.js';
 import { PREKEY_TOP_UP } from '../../protocol/limits.js';
-import { API_ERROR_CODES } from '../errors.js';
+import { API_ERROR_CODES, ERRORS, type ApiErrorCode } from '../errors.js';
+import { b64Length, base64url, base64urlPattern, deviceId, deviceIdParam, username } from './fields.js';
 
-const B64URL = /^[A-Za-z0-9_-]*$/;
-
-/** Characters of `n` bytes in base64url without padding. */
-const b64Length = (n: number) => Math.ceil((n * 4) / 3);
+export { deviceId, username };
 
 function decode(s: string, ctx: z.RefinementCtx): Uint8Array {
   try {
@@ -23,36 +21,25 @@ function decode(s: string, ctx: z.RefinementCtx): Uint8Array {
 }
 
 /** Exactly `n` bytes, base64url. */
-export const bytesIn = (n: number, what: string) =>
-  z
-    .string()
-    .length(b64Length(n))
-    .regex(B64URL)
-    .transform(decode)
-    .meta({ description: `${what}: ${n} bytes, base64url without padding` });
+export const bytesIn = (n: number, what: string) => base64url(what, n).transform(decode);
 
-/** At most `max` bytes, base64url. */
+/** 1 to `max` bytes, base64url. */
 export const varBytesIn = (max: number, what: string) =>
   z
     .string()
-    .min(1)
+    .min(2)
     .max(b64Length(max))
-    .regex(B64URL)
+    .regex(new RegExp(base64urlPattern()), 'must be canonical base64url without padding')
     .transform(decode)
-    .meta({ description: `${what}: at most ${max} bytes, base64url without padding` });
+    .meta({ description: `${what}: 1 to ${max} bytes, base64url without padding` });
 
 /** A binary value in a response. */
 export const bytesOut = (n: number | null, what: string) =>
-  z.string().meta({ description: `${what}: ${n === null ? '' : `${n} bytes, `}base64url without padding`, pattern: B64URL.source });
+  z.string().meta({ description: `${what}: ${n === null ? '' : `${n} bytes, `}base64url without padding`, pattern: base64urlPattern(n ?? undefined) });
 
 export const u32 = z.number().int().min(0).max(0xffffffff);
-export const deviceId = z.number().int().min(1).max(0xffffffff).meta({ description: 'device id, u32, assigned per account from 1 and never reused' });
 const opkId = z.number().int().min(0).max(0xfffffffe).meta({ description: 'OPK id, u32 below 0xFFFFFFFF' });
 
-export const username = z
-  .string()
-  .regex(/^[a-z0-9._-]{3,32}$/, 'must be 3 to 32 of a-z 0-9 . _ -')
-  .meta({ description: 'the user_id in every signed structure (SPEC §2)', example: 'alice' });
 export const password = z.string().min(8).max(1024).meta({ description: '8 to 1024 characters' });
 
 /** Largest backup blob any configuration accepts; the configured bound (413 above it) is lower. */
@@ -79,11 +66,12 @@ export const PqPrekeyIn = z
   .meta({ id: 'PqPrekeyIn' });
 
 const opks = z.array(OneTimePrekeyIn).max(PREKEY_TOP_UP);
+// How many of them are last-resort is checked by the service (422 inconsistent_request): a count
+// of matching items is no rule a generator from the document can honour.
 const pqpks = z
   .array(PqPrekeyIn)
   .max(PREKEY_TOP_UP + 1)
-  .refine((a) => a.filter((k) => !k.last_resort).length <= PREKEY_TOP_UP, `at most ${PREKEY_TOP_UP} one-time PQPKs`)
-  .refine((a) => a.filter((k) => k.last_resort).length <= 1, 'at most one last-resort PQPK');
+  .meta({ description: `at most ${PREKEY_TOP_UP} one-time PQPKs and at most one last-resort PQPK (422 inconsistent_request otherwise)` });
 
 export const PrekeyUploadIn = z
   .object({
@@ -100,7 +88,7 @@ export const NewDeviceIn = z
     device_cert: bytesIn(64, 'DeviceCert: AK.sign over (username, device_id, IK) (SPEC §2)'),
     spk: SignedPrekeyIn,
     opks,
-    pqpks: pqpks.refine((a) => a.some((k) => k.last_resort), 'a new device needs a last-resort PQPK'),
+    pqpks: pqpks.meta({ description: `exactly one last-resort PQPK and at most ${PREKEY_TOP_UP} one-time PQPKs (422 inconsistent_request otherwise)` }),
   })
   .meta({
     id: 'NewDevice',
@@ -134,15 +122,7 @@ export const BundlesIn = z
   .meta({ id: 'BundlesRequest' });
 
 export const UsernameParams = z.object({ username });
-export const DeviceParams = z.object({
-  username,
-  deviceId: z
-    .string()
-    .regex(/^[1-9][0-9]{0,9}$/, 'must be a device id')
-    .transform(Number)
-    .pipe(deviceId)
-    .meta({ param: { description: 'device id' } }),
-});
+export const DeviceParams = z.object({ username, deviceId: deviceIdParam });
 
 // ---- responses ---------------------------------------------------------------------------------
 
@@ -216,6 +196,16 @@ export const BundlesOut = z
   .object({ username, ak: bytesOut(32, 'AK'), bundles: z.array(BundleOut) })
   .meta({ id: 'Bundles' });
 
+/** The error of every refusal; the codes and their statuses are errors.ts's table. */
+export const ErrorInfo = z
+  .object({
+    code: z.enum(API_ERROR_CODES as [ApiErrorCode, ...ApiErrorCode[]]).meta({
+      description: API_ERROR_CODES.map((c) => `${c} (${ERRORS[c].status}): ${ERRORS[c].about}`).join('; '),
+    }),
+    message: z.string().meta({ description: 'what went wrong, for people; clients act on the code' }),
+  })
+  .meta({ id: 'ErrorInfo' });
+
 export const ErrorOut = z
-  .object({ error: z.object({ code: z.enum(API_ERROR_CODES as [string, ...string[]]), message: z.string() }) })
-  .meta({ id: 'Error' });
+  .object({ error: ErrorInfo })
+  .meta({ id: 'Error', description: 'Every refusal: { "error": { "code", "message" } }; device_mismatch and queue_full carry details beside "error".' });

@@ -5,6 +5,7 @@
  */
 import { verifyDeviceCert, verifyPqpk, verifySpk } from '../../protocol/keys.js';
 import { checkKemPublicKey, type CryptoProvider } from '../../protocol/primitives.js';
+import { PREKEY_TOP_UP } from '../../protocol/limits.js';
 import { ApiError } from '../errors.js';
 
 export interface SignedPrekeyInput {
@@ -57,14 +58,15 @@ export async function checkDeviceCert(c: CryptoProvider, akPub: Uint8Array, user
 
 /** A new device's keys: complete, and signed by its IK. */
 export async function checkNewDeviceKeys(c: CryptoProvider, d: NewDeviceInput): Promise<void> {
-  if (!d.prekeys.spk) throw new ApiError('invalid_request', 'a new device needs an SPK');
-  if (!d.prekeys.pqpks.some((k) => k.lastResort)) throw new ApiError('invalid_request', 'a new device needs a last-resort PQPK');
+  if (!d.prekeys.spk) throw new ApiError('inconsistent_request', 'a new device needs an SPK');
+  if (!d.prekeys.pqpks.some((k) => k.lastResort)) throw new ApiError('inconsistent_request', 'a new device needs a last-resort PQPK');
   await checkPrekeySignatures(c, d.ikPub, d.prekeys);
 }
 
 /** Shape rules and signatures; needs no stored state. */
 export async function checkPrekeySignatures(c: CryptoProvider, ikPub: Uint8Array, u: PrekeyUpload): Promise<void> {
-  if (u.pqpks.filter((k) => k.lastResort).length > 1) throw new ApiError('invalid_request', 'at most one last-resort PQPK per upload');
+  if (u.pqpks.filter((k) => k.lastResort).length > 1) throw new ApiError('inconsistent_request', 'at most one last-resort PQPK per upload');
+  if (u.pqpks.filter((k) => !k.lastResort).length > PREKEY_TOP_UP) throw new ApiError('inconsistent_request', `at most ${PREKEY_TOP_UP} one-time PQPKs per upload`);
   distinct('opks', u.opks);
   distinct('pqpks', u.pqpks);
   if (u.spk && !(await verifySpk(c, ikPub, u.spk.id, u.spk.pub, u.spk.sig))) {
@@ -98,5 +100,5 @@ export function checkIdsUnused(u: PrekeyUpload, max: MaxIds): MaxIds {
 }
 
 function distinct(name: string, keys: readonly { id: number }[]): void {
-  if (new Set(keys.map((k) => k.id)).size !== keys.length) throw new ApiError('invalid_request', `${name} ids must be distinct`);
+  if (new Set(keys.map((k) => k.id)).size !== keys.length) throw new ApiError('inconsistent_request', `${name} ids must be distinct`);
 }
