@@ -3,7 +3,9 @@ import { render } from 'preact';
 import { App } from './ui/app.js';
 import './styles.css';
 
-render(<App />, document.getElementById('app')!);
+const root = document.getElementById('app')!;
+root.textContent = '';
+render(<App />, root);
 
 if ('serviceWorker' in navigator) {
   addEventListener('load', () => void navigator.serviceWorker.register('/sw.js', { scope: '/' }).catch(() => undefined));
