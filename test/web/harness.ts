@@ -7,7 +7,6 @@
 import { existsSync, mkdirSync, rmdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { expect } from 'vitest';
 import { buildWeb, isStale } from '../../scripts/build-web.js';
 import { openDatabase, type Database } from '../../src/server/db.js';
 import { freshDatabase, postgresReachable, type FreshDatabase } from '../server/delivery-fixture.js';
@@ -121,7 +120,7 @@ export async function signIn(page: Page, username: string, secret: string): Prom
 }
 
 export async function waitOnline(page: Page): Promise<void> {
-  await expect.poll(() => page.getByTestId('connection').getAttribute('data-state'), { timeout: 120_000 }).toBe('online');
+  await page.locator('[data-testid="connection"][data-state="online"]').waitFor({ timeout: 120_000 });
 }
 
 /** Finds `username` with the search box and opens the conversation. */
