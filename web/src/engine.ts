@@ -37,7 +37,8 @@ function options(store: IndexedDbKeyValueStore): ClientOptions {
   return { store, webSocket: (url, protocols) => new WebSocket(url, protocols) as unknown as WebSocketLike };
 }
 
-const readKey = (conversation: string): string => `web/read/${encodeURIComponent(conversation)}`;
+/** Messages this device has shown as read, one key each (messages can arrive out of their timestamp order). */
+const readPrefix = (conversation: string): string => `web/read/${encodeURIComponent(conversation)}/`;
 
 export class Engine {
   role: 'leader' | 'follower' = 'follower';
@@ -180,6 +181,7 @@ export class Engine {
         if (this.role !== 'leader') return;
         try {
           const value = await this.local(m.method, m.args);
+          if (m.method !== 'lookup') this.changed();
           this.post({ t: 'reply', id: m.id, ok: true, value });
         } catch (e) {
           this.post({ t: 'reply', id: m.id, ok: false, error: (e as Error).message });
@@ -210,8 +212,7 @@ export class Engine {
   private async run<T>(method: RemoteMethod, ...args: unknown[]): Promise<T> {
     if (this.role === 'leader') {
       const v = (await this.local(method, args)) as T;
-      this.notify();
-      this.post({ t: 'changed' });
+      if (method !== 'lookup') this.changed();
       return v;
     }
     const id = crypto.randomUUID();
@@ -226,6 +227,12 @@ export class Engine {
   subscribe(fn: () => void): () => void {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);
+  }
+
+  /** Something stored changed: this tab and the others re-read. (A lookup is a read: it must not, or screens that look up would loop.) */
+  private changed(): void {
+    this.notify();
+    this.post({ t: 'changed' });
   }
 
   private notify(): void {
@@ -263,11 +270,11 @@ export class Engine {
     const list = await Promise.all(
       contacts.map(async (c): Promise<Conversation> => {
         const msgs = await this.chat(c.userId);
-        const readUpTo = ((await this.store.get(readKey(c.userId))) as number | undefined) ?? 0;
+        const read = await this.readIds(c.userId);
         return {
           userId: c.userId,
           last: msgs.at(-1) ?? null,
-          unread: msgs.filter((m) => !m.outgoing && m.ts > readUpTo).length,
+          unread: msgs.filter((m) => !m.outgoing && !read.has(m.id)).length,
           verified: c.verified,
           keyChanged: c.changedAk !== null,
         };
@@ -287,7 +294,9 @@ export class Engine {
   /** Finds an account by username (pins its key on first use); null when there is none. */
   async find(username: string): Promise<StoredContact | null> {
     try {
-      return await this.run<StoredContact | null>('lookup', username);
+      const c = await this.run<StoredContact | null>('lookup', username);
+      this.changed();
+      return c;
     } catch (e) {
       if ((e as Error).name === 'UnknownUserError' || /no such user/.test((e as Error).message)) return null;
       throw e;
@@ -304,13 +313,17 @@ export class Engine {
 
   /** Marks everything received in `userId`'s conversation read: a receipt to the sender, the unread count to zero. */
   async markRead(userId: string, messages: ChatMessage[]): Promise<void> {
-    const readUpTo = ((await this.store.get(readKey(userId))) as number | undefined) ?? 0;
-    const fresh = messages.filter((m) => !m.outgoing && m.ts > readUpTo);
+    const read = await this.readIds(userId);
+    const fresh = messages.filter((m) => !m.outgoing && !read.has(m.id));
     if (!fresh.length) return;
-    await this.store.write([[readKey(userId), Math.max(...fresh.map((m) => m.ts))]]);
-    this.notify();
-    this.post({ t: 'changed' });
+    await this.store.write(fresh.map((m) => [readPrefix(userId) + m.id, true] as const));
+    this.changed();
     await this.run<void>('markRead', userId, fresh.map((m) => m.id));
+  }
+
+  private async readIds(userId: string): Promise<Set<string>> {
+    const prefix = readPrefix(userId);
+    return new Set((await this.store.list(prefix)).map(([k]) => k.slice(prefix.length)));
   }
 
   safetyNumber(userId: string): Promise<string> {
@@ -319,8 +332,7 @@ export class Engine {
 
   async setVerified(userId: string, verified: boolean): Promise<void> {
     await this.client.markVerified(userId, verified);
-    this.notify();
-    this.post({ t: 'changed' });
+    this.changed();
   }
 
   acceptKeyChange(userId: string): Promise<void> {
