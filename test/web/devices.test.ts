@@ -61,6 +61,25 @@ describe.runIf(run)('web client: offline, reload, devices', () => {
     await bubble(alice, 'got it').waitFor({ timeout: 60_000 });
   });
 
+  it('two tabs of one device: one holds the stream and the outbox, the other follows and sends through it', async () => {
+    const tab2 = await openApp(aliceCtx, bench.url);
+    await tab2.locator('[data-tab-role="follower"]').waitFor();
+    expect(await alice.locator('[data-tab-role]').getAttribute('data-tab-role')).toBe('leader');
+    await openChat(tab2, bobName);
+    await send(tab2, 'from the second tab');
+    await bubble(bob, 'from the second tab').waitFor({ timeout: 60_000 });
+    await expect.poll(() => statusOf(tab2, 'from the second tab'), { timeout: 60_000 }).toBe('read');
+    await send(bob, 'seen in both tabs');
+    for (const p of [alice, tab2]) await bubble(p, 'seen in both tabs').waitFor({ timeout: 60_000 });
+    // The holder closes: the follower takes the lock and the stream.
+    await alice.close();
+    await tab2.locator('[data-tab-role="leader"]').waitFor({ timeout: 60_000 });
+    await waitOnline(tab2);
+    await send(bob, 'after the handover');
+    await bubble(tab2, 'after the handover').waitFor({ timeout: 60_000 });
+    alice = tab2;
+  });
+
   it('adds a device from the recovery code; removing it from the device list stops delivery to it', async () => {
     const second = await openApp(await bench.person({ width: 420, height: 800 }), bench.url);
     await signIn(second, aliceName, recoveryCode);

@@ -63,7 +63,7 @@ function Messenger({ engine }: { engine: Engine }) {
     );
 
   return (
-    <div class={open ? 'layout chat-open' : 'layout'}>
+    <div class={open ? 'layout chat-open' : 'layout'} data-tab-role={engine.role}>
       <Sidebar engine={engine} active={open} onOpen={(u) => { setOpen(u); setPanel(null); }} onPanel={(p) => setPanel(p === 'devices' ? { kind: 'devices' } : { kind: 'settings' })} />
       <main class="main" aria-label={open ? `Conversation with ${open}` : 'No conversation open'}>
         {open ? (

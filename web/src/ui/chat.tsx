@@ -97,10 +97,10 @@ export function ChatView(props: { engine: Engine; userId: string; onBack: () => 
         <div class="chat-title">
           <h2>
             {userId}
-            {contact?.verified && <span class="verified-mark" data-testid="verified" title="Verified">✔<span class="visually-hidden"> verified</span></span>}
+            {contact?.verified && !keyChanged && <span class="verified-mark" data-testid="verified" title="Verified">✔<span class="visually-hidden"> verified</span></span>}
           </h2>
           <p class="chat-sub" aria-live="polite" data-testid="typing">
-            {typing ? <span class="typing">typing<span class="typing-dots" aria-hidden="true"><i /><i /><i /></span></span> : contact?.verified ? 'Verified contact' : 'End-to-end encrypted'}
+            {typing ? <span class="typing">typing<span class="typing-dots" aria-hidden="true"><i /><i /><i /></span></span> : contact?.verified && !keyChanged ? 'Verified contact' : 'End-to-end encrypted'}
           </p>
         </div>
         <button class="secondary small" onClick={props.onSafety}>

@@ -71,7 +71,7 @@ export function Sidebar(props: { engine: Engine; active: string | null; onOpen: 
                 <span class="conv-top">
                   <span class="conv-name">
                     {c.userId}
-                    {c.verified && <span class="verified-mark" title="Verified">✔<span class="visually-hidden"> verified</span></span>}
+                    {c.verified && !c.keyChanged && <span class="verified-mark" title="Verified">✔<span class="visually-hidden"> verified</span></span>}
                   </span>
                   {c.last && <time class="conv-time">{formatTime(c.last.ts)}</time>}
                 </span>
