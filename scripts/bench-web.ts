@@ -72,7 +72,7 @@ async function browserLatency(alice: Page, bob: Page, bobName: string, aliceName
     const w = window as unknown as { seenAt: Record<string, number> };
     w.seenAt = {};
     new MutationObserver(() => {
-      for (const p of document.querySelectorAll('[data-testid="message"] p.body')) {
+      for (const p of Array.from(document.querySelectorAll('[data-testid="message"] p.body'))) {
         const text = p.textContent ?? '';
         if (!(text in w.seenAt)) w.seenAt[text] = Date.now();
       }

@@ -14,6 +14,7 @@ const DB_NAME = 'gchat-device';
 const LOCK_NAME = 'gchat-device-stream';
 const CHANNEL_NAME = 'gchat-device-tabs';
 const TYPING_SHOWN_MS = 6000;
+const NOTIFY_COALESCE_MS = 15;
 
 export type Connection = ConnectionState | 'offline-browser';
 
@@ -49,6 +50,7 @@ export class Engine {
   private readonly calls = new Map<string, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private releaseLock: (() => void) | null = null;
   private restarting = false;
+  private notifyTimer: ReturnType<typeof setTimeout> | null = null;
 
   private constructor(
     readonly client: GChatClient,
@@ -235,8 +237,13 @@ export class Engine {
     this.post({ t: 'changed' });
   }
 
+  /** Screens re-read on change; a burst of events (a message, its receipts, statuses) becomes one re-read. */
   private notify(): void {
-    for (const fn of this.listeners) fn();
+    if (this.notifyTimer) return;
+    this.notifyTimer = setTimeout(() => {
+      this.notifyTimer = null;
+      for (const fn of this.listeners) fn();
+    }, NOTIFY_COALESCE_MS);
   }
 
   private setConnection(state: Connection): void {
