@@ -13,7 +13,7 @@ export function Tick({ status }: { status: MessageStatus }) {
       ) : status === 'sent' ? (
         <svg viewBox="0 0 16 16" aria-hidden="true"><path d="M3 8.5l3 3 7-7" /></svg>
       ) : (
-        <svg viewBox="0 0 20 16" aria-hidden="true"><path d="M2 8.5l3 3 7-7M8 11.5l0 0 7-7" /><path d="M9 11.5l7-7" /></svg>
+        <svg viewBox="0 0 18 16" aria-hidden="true"><path d="M1.5 8.5l3 3 7-7M7.5 10.5l1 1 7-7" /></svg>
       )}
     </span>
   );
