@@ -10,7 +10,6 @@ import { hmac } from '@noble/hashes/hmac.js';
 import { sha256, sha512 } from '@noble/hashes/sha2.js';
 import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
 import { gcm } from '@noble/ciphers/aes.js';
-import { argon2id as wasmArgon2id } from 'hash-wasm';
 import { concat, isAllZero } from './bytes.js';
 import { fail } from './errors.js';
 
@@ -277,6 +276,8 @@ export function kemDecapsulate(seed: Uint8Array, ct: Uint8Array): Uint8Array {
 
 /** RFC 9106 Argon2id, version 0x13, empty secret and associated data. */
 export async function argon2id(password: Uint8Array, salt: Uint8Array, mKib: number, t: number, p: number, length = 32): Promise<Uint8Array> {
+  // Loaded on first use: only the key backup needs it, and the web client keeps it off the first screen.
+  const { argon2id: wasmArgon2id } = await import('hash-wasm');
   return wasmArgon2id({ password, salt, memorySize: mKib, iterations: t, parallelism: p, hashLength: length, outputType: 'binary' });
 }
 

@@ -16,6 +16,7 @@ import type { RouteDeps } from './routes/deps.js';
 import { healthRoutes } from './health.js';
 import { keyRoutes } from './routes/keys.js';
 import { mountRoutes, type AnyRoute } from './routes/route.js';
+import { webClientRouter } from './web-static.js';
 
 export interface AppDeps extends RouteDeps {
   readonly metrics: Metrics;
@@ -70,6 +71,8 @@ export function buildApp(deps: AppDeps, ext: AppExtensions = {}): App {
     app.use(express.json({ limit: deps.http.maxBodyBytes, strict: true, inflate: false }));
     for (const r of ext.routers) app.use(r.path, r.router);
   }
+  // The web client's files at `/` (after every API route, so none can shadow one).
+  app.use(webClientRouter());
 
   app.use((_req, _res, next) => next(new ApiError('not_found', 'no such route')));
   app.use(errorHandler(deps));

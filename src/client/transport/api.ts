@@ -107,7 +107,8 @@ export class GChatApi {
   constructor(
     serverUrl: string,
     token: string | null = null,
-    private readonly fetchImpl: FetchLike = globalThis.fetch as unknown as FetchLike,
+    // Bound: the browser's fetch throws "Illegal invocation" when called as a method of another object.
+    private readonly fetchImpl: FetchLike = ((input, init) => globalThis.fetch(input, init)) as FetchLike,
   ) {
     this.base = serverUrl.replace(/\/+$/, '');
     this.token = token;
