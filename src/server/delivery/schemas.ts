@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { MAX_IDS_PER_ACK } from './limits.js';
+import { username } from '../routes/schemas.js';
 
 /** RFC 9562 UUIDv7, lowercase or uppercase hex; stored and answered in lowercase. */
 export const MessageId = z
@@ -14,29 +15,39 @@ export const MessageId = z
 const Base64Url = z.string().regex(/^[A-Za-z0-9_-]*$/, 'base64url without padding');
 /** SPEC §2: device ids are u32. */
 export const DeviceNumber = z.number().int().min(0).max(0xffffffff);
-/** A server-assigned envelope id: a decimal string (a 63-bit integer). */
-export const ServerId = z.string().regex(/^[1-9][0-9]{0,18}$/, 'a server envelope id');
+/**
+ * A server-assigned envelope id: a decimal string in PostgreSQL's bigint range (1..2^63-1).
+ * The pattern itself says so (no refinement), so the OpenAPI document and the validator agree
+ * and an id past the range is refused here, before it reaches a batch.
+ */
+export const ServerId = z.string().regex(decimalUpTo(9223372036854775807n), 'a server envelope id (1 to 9223372036854775807)');
+
+/**
+ * An account name as the server knows it (Server I's username rule). Anything else can name no
+ * account, and a character PostgreSQL refuses in text (NUL) must never reach a shared batch.
+ */
+const AccountName = username;
 
 export const DeviceAddress = z.object({
-  user: z.string().min(1).max(256),
+  user: AccountName,
   device: DeviceNumber,
 });
 export type DeviceAddress = z.infer<typeof DeviceAddress>;
 
 export const SealedCopy = z.object({
-  user: z.string().min(1).max(256).describe('the account this copy is for: the recipient, or the sender for its other devices'),
+  user: AccountName.describe('the account this copy is for: the recipient, or the sender for its other devices'),
   device: DeviceNumber,
   key: Base64Url.min(43)
     .max(43)
     .describe("the device's identity key (IK, Ed25519, base64url) as the sender knows it; a different current key makes the device stale"),
-  type: z.number().int().min(0).max(255).describe('SPEC §5 message type: 1 prekey, 2 normal; relayed as is'),
-  body: Base64Url.describe('the sealed message bytes, base64url'),
+  type: z.number().int().min(1).max(2).describe('SPEC §5 message type: 1 prekey, 2 normal; must equal the type byte of `body`'),
+  body: Base64Url.describe('the whole SPEC §5 message (version byte 0x01, type byte, then its body), base64url'),
 });
 export type SealedCopy = z.infer<typeof SealedCopy>;
 
 export const SendRequest = z.object({
   message_id: MessageId,
-  recipient: z.string().min(1).max(256).describe('the account the message is for (may be the sender: note to self)'),
+  recipient: AccountName.describe('the account the message is for (may be the sender: note to self)'),
   copies: z.array(SealedCopy).min(1),
 }).meta({ id: 'SendRequest' });
 export type SendRequest = z.infer<typeof SendRequest>;
@@ -44,7 +55,7 @@ export type SendRequest = z.infer<typeof SendRequest>;
 /** SPEC §7: an accepted message sent again, same message_id, to one device that could not read it. */
 export const ResendRequest = z.object({
   message_id: MessageId,
-  recipient: z.string().min(1).max(256).describe('the recipient account of the original send'),
+  recipient: AccountName.describe('the recipient account of the original send'),
   copy: SealedCopy.describe('the new sealed copy for the one device that sent a session-reset'),
 });
 export type ResendRequest = z.infer<typeof ResendRequest>;
@@ -101,3 +112,21 @@ export const ServerFrame = z.discriminatedUnion('op', [
   z.object({ op: z.literal('error'), code: z.string(), message: z.string() }),
 ]);
 export type ServerFrame = z.infer<typeof ServerFrame>;
+
+/**
+ * A regular expression for the decimal integers 1..max (no leading zero): shorter numbers, and
+ * numbers of max's length that are at most max, digit by digit.
+ */
+export function decimalUpTo(max: bigint): RegExp {
+  const m = max.toString();
+  const n = m.length;
+  const alts: string[] = [];
+  if (n > 1) alts.push(`[1-9][0-9]{0,${n - 2}}`);
+  for (let i = 0; i < n; i++) {
+    const d = Number(m[i]);
+    const lowest = i === 0 ? 1 : 0;
+    if (d > lowest) alts.push(`${m.slice(0, i)}[${lowest}-${d - 1}][0-9]{${n - 1 - i}}`);
+  }
+  alts.push(m);
+  return new RegExp(`^(?:${alts.join('|')})$`);
+}
