@@ -32,6 +32,11 @@ export interface AppExtensions {
   readonly routes?: (deps: AppDeps) => AnyRoute[];
   /** Plain routers, mounted at `path`. */
   readonly routers?: readonly { readonly path: string; readonly router: Router }[];
+  /**
+   * Paths whose router parses its own JSON body, with its own limit (the sends: their bound
+   * comes from the delivery limits); the app-wide parser and its maxBodyBytes leave them alone.
+   */
+  readonly ownBodyPaths?: readonly string[];
 }
 
 export interface App {
@@ -51,7 +56,15 @@ export function buildApp(deps: AppDeps, ext: AppExtensions = {}): App {
   app.set('trust proxy', deps.http.trustProxy);
   app.use(observe(deps));
   // No compressed bodies: a small gzip can inflate far beyond the limit's intent.
-  app.use(express.json({ limit: deps.http.maxBodyBytes, strict: true, inflate: false }));
+  const ownBody = new Set((ext.ownBodyPaths ?? []).map(normalPath));
+  app.use(
+    express.json({
+      limit: deps.http.maxBodyBytes,
+      strict: true,
+      inflate: false,
+      type: (req) => !ownBody.has(normalPath((req as express.Request).path)) && Boolean((req as express.Request).is('application/json')),
+    }),
+  );
 
   const routes = [...v1Routes(deps), ...(ext.routes?.(deps) ?? [])];
   const openapi = buildOpenApiDocument(routes, { version: API_VERSION });
@@ -69,6 +82,11 @@ export function buildApp(deps: AppDeps, ext: AppExtensions = {}): App {
   app.use((_req, _res, next) => next(new ApiError('not_found', 'no such route')));
   app.use(errorHandler(deps));
   return { express: app, openapi };
+}
+
+/** A path as Express routes it by default: case-insensitive, a trailing slash ignored. */
+function normalPath(p: string): string {
+  return p.toLowerCase().replace(/\/+$/, '') || '/';
 }
 
 /** Metrics and a log line per request: method, route template, status, time. Never a body or a header. */

@@ -9,7 +9,7 @@ import type { AppDeps, AppExtensions } from '../app.js';
 import type { Config } from '../config.js';
 import { loggableError } from '../errors.js';
 import { authenticateToken } from '../services/accounts.js';
-import { messagesRouter } from '../routes/messages.js';
+import { messagesRouter, SEND_PATHS } from '../routes/messages.js';
 import type { RunningServer } from '../server.js';
 import { createDelivery, type Delivery } from './index.js';
 import { mergeDeliveryOpenApi } from './openapi.js';
@@ -48,7 +48,7 @@ export function mountDelivery(config: Config, deps: AppDeps, opts: { now?: () =>
   router.use(messagesRouter({ delivery, authenticate, log }));
   return {
     delivery,
-    extensions: { routers: [{ path: '/', router }] },
+    extensions: { routers: [{ path: '/', router }], ownBodyPaths: SEND_PATHS },
     async start(server) {
       mergeDeliveryOpenApi(server.app.openapi);
       delivery.attach(server.httpServer);
