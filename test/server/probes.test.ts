@@ -182,9 +182,20 @@ await describeEachDatabase('hostile probes', (kind) => {
     expect(settled[0]!.status).toBe('rejected');
     expect(settled[4]!.status).toBe('rejected');
     for (const i of [1, 2, 3, 5, 6, 7]) expect(settled[i]).toMatchObject({ status: 'fulfilled', value: { kind: 'accepted' } });
+    // A batch whose read passes and whose write fails: each send is written alone.
+    const badWrite2 = { ...badWrite, message_id: uuidv7() };
+    const victimSends2 = victims.map((v) => makeSend(v, 1, bob, 'd3JpdGU'));
+    const settled2 = await Promise.allSettled([
+      ...victimSends2.slice(0, 3).map((s, i) => sendsSvc.send(victimSenders[i]!, s)),
+      sendsSvc.send(fromAlice, badWrite2),
+      ...victimSends2.slice(3).map((s, i) => sendsSvc.send(victimSenders[i + 3]!, s)),
+    ]);
+    expect(settled2.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled']);
+    for (const i of [0, 1, 2, 4, 5, 6]) expect(settled2[i]).toMatchObject({ status: 'fulfilled', value: { kind: 'accepted' } });
     const queued = new Set((await queueOf(bob)).map((e) => e.message_id));
-    for (const s of victimSends) expect(queued.has(s.message_id)).toBe(true);
+    for (const s of [...victimSends, ...victimSends2]) expect(queued.has(s.message_id)).toBe(true);
     expect(queued.has(badWrite.message_id)).toBe(false);
+    expect(queued.has(badWrite2.message_id)).toBe(false);
   });
 
   it('3. an upgrade to any other path is answered 404 and closed at once; silent and half-sent sockets are closed', async () => {
