@@ -39,7 +39,7 @@ const SERVER_NODE_FLAGS = process.env.BENCH_SERVER_NODE_FLAGS ?? '';
 const PAIRS = 100; // senders and as many receivers, one device each
 const WINDOW = 24; // sends in flight per sender in the sustained phase
 const OFFERED = 1000; // messages/s in the latency phase
-const BODY = randomBytes(216).toString('base64url'); // a type-2 message with a 160-byte padded plaintext
+const BODY = Buffer.concat([Buffer.of(0x01, 0x02), randomBytes(214)]).toString('base64url'); // a type-2 message (SPEC §5) with a 160-byte padded plaintext
 
 interface Dev {
   username: string;

@@ -60,6 +60,11 @@ export interface Config {
   readonly argon2: Argon2Params;
   /** How often the job that deletes replaced SPKs (SPEC §7) runs. */
   readonly prekeyGcIntervalSeconds: number;
+  /**
+   * A connection must have sent a whole request head (headers) within this long, or it is
+   * answered 408 and closed: idle and slow sockets cannot hold file descriptors.
+   */
+  readonly headersTimeoutSeconds: number;
   /** The delivery model (Server II, src/server/delivery/limits.ts). */
   readonly delivery: DeliveryConfig;
   readonly metrics: MetricsConfig;
@@ -150,6 +155,7 @@ const VARS = {
   GCHAT_ARGON2_ITERATIONS: { schema: int(1, 100), default: '2' },
   GCHAT_ARGON2_PARALLELISM: { schema: int(1, 64), default: '1' },
   GCHAT_PREKEY_GC_INTERVAL_SECONDS: { schema: int(1, 7 * 86_400), default: '3600' },
+  GCHAT_HEADERS_TIMEOUT_SECONDS: { schema: int(1, 120), default: '20' },
   GCHAT_MESSAGE_RETENTION_SECONDS: { schema: int(60, 3650 * 86_400), default: String(30 * 86_400) },
   GCHAT_MAX_MESSAGE_BYTES: { schema: int(1024, 64 * 1024 * 1024), default: String(256 * 1024) },
   GCHAT_MAX_COPIES: { schema: int(1, 10_000), default: '64' },
@@ -234,6 +240,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       parallelism: p.GCHAT_ARGON2_PARALLELISM,
     },
     prekeyGcIntervalSeconds: p.GCHAT_PREKEY_GC_INTERVAL_SECONDS,
+    headersTimeoutSeconds: p.GCHAT_HEADERS_TIMEOUT_SECONDS,
     delivery: {
       retentionMs: p.GCHAT_MESSAGE_RETENTION_SECONDS * 1000,
       maxBodyBytes: p.GCHAT_MAX_MESSAGE_BYTES,

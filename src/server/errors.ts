@@ -74,15 +74,26 @@ export function errorBody(e: ApiError): ErrorBody {
 }
 
 /**
- * What may be logged of an unexpected error. A database error's parameters and detail can hold
- * keys, token hashes or user input, so only its SQLSTATE, constraint and SQL text are kept.
+ * What may be logged of an unexpected error. A database error's message, detail, hint, stack
+ * and query parameters can quote the client's input (`invalid input syntax for type bigint:
+ * "…"`) or hold keys and token hashes, so of a database error (PostgreSQL's or PGlite's, bare
+ * or wrapped by the ORM) only its SQLSTATE, severity, constraint, table and routine are kept.
  */
 export function loggableError(err: unknown): Record<string, unknown> {
-  if (!(err instanceof Error)) return { type: typeof err };
+  if (typeof err !== 'object' || err === null) return { type: typeof err };
   const driver = (err as { driverError?: unknown }).driverError;
-  if (driver && typeof driver === 'object') {
-    const d = driver as { code?: unknown; constraint?: unknown; table?: unknown };
-    return { name: err.name, sqlstate: d.code, constraint: d.constraint, table: d.table, query: (err as { query?: unknown }).query };
-  }
+  const db = databaseError(driver) ?? databaseError(err);
+  if (db) return { name: err instanceof Error ? err.name : 'DatabaseError', ...db };
+  if (!(err instanceof Error)) return { type: 'object' };
   return { name: err.name, message: err.message, stack: err.stack };
+}
+
+/** The harmless fields of a PostgreSQL-protocol error (a five-character SQLSTATE and a severity), or null. */
+function databaseError(e: unknown): Record<string, unknown> | null {
+  if (typeof e !== 'object' || e === null) return null;
+  const d = e as { code?: unknown; severity?: unknown; constraint?: unknown; table?: unknown; routine?: unknown };
+  if (typeof d.code !== 'string' || !/^[0-9A-Z]{5}$/.test(d.code) || typeof d.severity !== 'string') return null;
+  const out: Record<string, unknown> = { sqlstate: d.code };
+  for (const k of ['severity', 'constraint', 'table', 'routine'] as const) if (typeof d[k] === 'string') out[k] = d[k];
+  return out;
 }

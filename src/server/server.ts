@@ -3,7 +3,7 @@
  * and the prekey GC job. main.ts runs it for `npm start`; tests run it on port 0.
  */
 import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { pino, type Logger } from 'pino';
 import { defaultCrypto, systemRandom } from '../protocol/primitives.js';
 import { buildApp, type App, type AppDeps, type AppExtensions } from './app.js';
@@ -56,8 +56,20 @@ export interface RunningServer {
 export async function startServer(opts: { config: Config; deps: AppDeps; extensions?: AppExtensions; gc?: boolean }): Promise<RunningServer> {
   const { config, deps } = opts;
   const app = buildApp(deps, opts.extensions);
-  const server: Server = await new Promise((resolve, reject) => {
-    const s = app.express.listen(config.port, config.host, (err?: Error) => (err ? reject(err) : resolve(s)));
+  const server: Server = createServer(
+    {
+      headersTimeout: config.headersTimeoutSeconds * 1000,
+      // Node checks the timeout only this often (30 s by default).
+      connectionsCheckingInterval: Math.min(1000, config.headersTimeoutSeconds * 500),
+    },
+    app.express,
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
   const stopPrekeyGc = opts.gc === false ? () => undefined : schedulePrekeyGc(deps, config.prekeyGcIntervalSeconds * 1000);
   const stopRateGc = opts.gc === false ? () => undefined : scheduleRateCounterGc(deps, RATE_COUNTER_GC_MS);

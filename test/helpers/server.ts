@@ -2,6 +2,7 @@
 import type { AppDeps, AppExtensions } from '../../src/server/app.js';
 import { loadConfig, type Config } from '../../src/server/config.js';
 import type { Database } from '../../src/server/db.js';
+import type { Delivery } from '../../src/server/delivery/index.js';
 import { mountDelivery } from '../../src/server/delivery/mount.js';
 import { createAppDeps, createLogger, startServer, type RunningServer } from '../../src/server/server.js';
 
@@ -26,6 +27,8 @@ export function testConfig(env: Record<string, string> = {}): Config {
 }
 
 export interface TestServer extends RunningServer {
+  /** The delivery model, when started with `delivery`. */
+  readonly delivery?: Delivery;
   /** fetch against the server: `call('POST', '/v1/accounts', { body })`. */
   call(method: string, path: string, opts?: CallOptions): Promise<CallResult>;
 }
@@ -59,6 +62,7 @@ export async function startTestServer(
   await delivery?.start(server);
   return {
     ...server,
+    ...(delivery ? { delivery: delivery.delivery } : {}),
     async close(graceMs?: number) {
       await delivery?.close();
       await server.close(graceMs ?? 1000);

@@ -172,14 +172,29 @@ export function uuidv7(ms = Date.now()): string {
   return newMessageId(ms, systemRandom);
 }
 
-/** A send from `from` (one of its devices) to every device of `to` and every other device of `from`. */
+/**
+ * A body the relay accepts for a type 2 copy (SPEC §5: version 0x01, type 0x02, a 40-byte header
+ * and a 16-byte tag), ending with `label` (base64url) so tests can tell messages apart.
+ */
+export function sealed(label: string, type: 1 | 2 = 2): string {
+  const head = type === 2 ? Buffer.alloc(2 + 40 + 16) : Buffer.alloc(2 + 1322);
+  head[0] = 0x01;
+  head[1] = type;
+  return Buffer.concat([head, Buffer.from(label, 'base64url')]).toString('base64url');
+}
+
+/**
+ * A send from `from` (one of its devices) to every device of `to` and every other device of
+ * `from`; every copy's body is `sealed(label)`.
+ */
 export function makeSend(
   from: SeededAccount,
   fromDevice: number,
   to: SeededAccount,
-  body: string,
+  label: string,
   messageId = uuidv7(),
 ): SendRequest {
+  const body = sealed(label);
   const self = to.username === from.username;
   const copies: SendRequest['copies'] = [];
   for (const d of to.devices) {

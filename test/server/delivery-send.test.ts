@@ -14,6 +14,7 @@ import {
   pgExec,
   postgresReachable,
   rest,
+  sealed,
   seedAccounts,
   startServer,
   uuidv7,
@@ -64,8 +65,8 @@ describe.skipIf(!reachable)('delivery: sends (PostgreSQL)', () => {
     const copies = good.copies
       .filter((c) => !(c.user === 'bob' && c.device === 1)) // missing bob:1
       .map((c) => (c.user === 'bob' && c.device === 2 ? { ...c, key: bob.devices[0]!.key } : c)); // stale bob:2
-    copies.push({ user: 'bob', device: 9, key: bob.devices[0]!.key, type: 2, body: 'AAAA' }); // extra bob:9
-    copies.push({ user: 'alice', device: 1, key: alice.devices[0]!.key, type: 2, body: 'AAAA' }); // the sending device itself: extra
+    copies.push({ user: 'bob', device: 9, key: bob.devices[0]!.key, type: 2, body: sealed('AAAA') }); // extra bob:9
+    copies.push({ user: 'alice', device: 1, key: alice.devices[0]!.key, type: 2, body: sealed('AAAA') }); // the sending device itself: extra
     const r = await rest(srv.url, tokenOf(alice), 'POST', '/v1/messages', { ...good, copies });
     expect(r.status).toBe(409);
     expect(r.body.error.code).toBe('device_mismatch');
@@ -111,7 +112,7 @@ describe.skipIf(!reachable)('delivery: sends (PostgreSQL)', () => {
     expect(await queued()).toBe(0);
     // The receiver's view: exactly the fields the issue names.
     expect(Object.keys(receivers[0]!.received[0]!).sort()).toEqual(['body', 'id', 'message_id', 'sender', 'sender_device', 'server_ts', 'type']);
-    expect(receivers[0]!.received[0]).toMatchObject({ message_id: req.message_id, sender: 'alice', sender_device: 1, type: 2, body: 'aGVsbG8' });
+    expect(receivers[0]!.received[0]).toMatchObject({ message_id: req.message_id, sender: 'alice', sender_device: 1, type: 2, body: sealed('aGVsbG8') });
     for (const c of [...receivers, sender]) await c.close();
   });
 
@@ -119,7 +120,7 @@ describe.skipIf(!reachable)('delivery: sends (PostgreSQL)', () => {
     const req = makeSend(alice, 1, bob, 'Zmlyc3Q');
     expect((await rest(srv.url, tokenOf(alice), 'POST', '/v1/messages', req)).status).toBe(200);
     const n = await queued();
-    const other = { ...req, copies: req.copies.map((c) => ({ ...c, body: 'c2Vjb25k' })) };
+    const other = { ...req, copies: req.copies.map((c) => ({ ...c, body: sealed('c2Vjb25k') })) };
     const r = await rest(srv.url, tokenOf(alice), 'POST', '/v1/messages', other);
     expect(r.status).toBe(409);
     expect(r.body.error.code).toBe('message_id_conflict');
@@ -215,14 +216,14 @@ describe.skipIf(!reachable)('delivery: sends (PostgreSQL)', () => {
     const l = await rest(srv.url, tokenOf(alice, 1), 'GET', '/v1/messages?limit=1');
     expect(l.body.envelopes).toHaveLength(1);
     expect(l.body.more).toBe(false);
-    expect(l.body.envelopes[0]).toMatchObject({ message_id: req.message_id, sender: 'bob', sender_device: 2, body: 'cmVzdA' });
+    expect(l.body.envelopes[0]).toMatchObject({ message_id: req.message_id, sender: 'bob', sender_device: 2, body: sealed('cmVzdA') });
     const a = await rest(srv.url, tokenOf(alice, 1), 'POST', '/v1/messages/ack', { ids: [l.body.envelopes[0].id] });
     expect(a.body.acked).toBe(1);
     // Acking an id of another device's queue removes nothing.
     const other = await rest(srv.url, tokenOf(bob, 0), 'GET', '/v1/messages');
     const wrong = await rest(srv.url, tokenOf(alice, 1), 'POST', '/v1/messages/ack', { ids: [other.body.envelopes[0].id] });
     expect(wrong.body.acked).toBe(0);
-    expect((await rest(srv.url, tokenOf(alice), 'POST', '/v1/messages', { message_id: uuidv7(), recipient: 'nobody', copies: [{ user: 'nobody', device: 1, key: alice.devices[0]!.key, type: 2, body: 'AA' }] })).status).toBe(404);
+    expect((await rest(srv.url, tokenOf(alice), 'POST', '/v1/messages', { message_id: uuidv7(), recipient: 'nobody', copies: [{ user: 'nobody', device: 1, key: alice.devices[0]!.key, type: 2, body: sealed('AA') }] })).status).toBe(404);
     expect((await rest(srv.url, 'x'.repeat(43), 'GET', '/v1/messages')).status).toBe(401);
     expect((await rest(srv.url, tokenOf(alice), 'POST', '/v1/messages', { message_id: 'not-a-uuid', recipient: 'bob', copies: [] })).status).toBe(400);
     await drain(bob);
@@ -236,7 +237,7 @@ describe.skipIf(!reachable)('delivery: sends (PostgreSQL)', () => {
     expect(r.status).toBe(409);
     expect(r.body.missing).toEqual([{ user: 'bob', device: 4 }]);
     await sql.exec('UPDATE devices SET removed_at = now(), token_hash = NULL WHERE account_id = $1 AND device_id = 4', [bob.accountId]);
-    const withRemoved = { ...old, copies: [...old.copies, { user: 'bob', device: 4, key: d4.key, type: 2, body: 'AAAA' }] };
+    const withRemoved = { ...old, copies: [...old.copies, { user: 'bob', device: 4, key: d4.key, type: 2, body: sealed('AAAA') }] };
     const r2 = await rest(srv.url, tokenOf(alice), 'POST', '/v1/messages', withRemoved);
     expect(r2.status).toBe(409);
     expect(r2.body.extra).toEqual([{ user: 'bob', device: 4 }]);

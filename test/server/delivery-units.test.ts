@@ -1,10 +1,16 @@
-/** The delivery model's pure parts: group commit ordering and bounds, device checks, content hash. */
+/**
+ * The delivery model's pure parts: group commit ordering, bounds and isolation, device checks,
+ * content hash, the id range, the §5 check, the member budget, the resend key.
+ */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { BacklogFullError, GroupCommit } from '../../src/server/delivery/group-commit.js';
 import { asDeviceRef } from '../../src/server/delivery/queue-repository.js';
-import { checkDevices, contentHash, type DeviceInfo, type Sender } from '../../src/server/delivery/send-service.js';
-import type { SendRequest } from '../../src/server/delivery/schemas.js';
+import { checkDevices, contentHash, resendKey, type DeviceInfo, type Sender } from '../../src/server/delivery/send-service.js';
+import { ServerId, type SendRequest } from '../../src/server/delivery/schemas.js';
+import { wireProblem } from '../../src/server/delivery/wire-check.js';
+import { tooManyMembers } from '../../src/server/delivery/frame-guard.js';
+import { DEFAULT_LIMITS, maxSendPunctuation } from '../../src/server/delivery/limits.js';
 
 describe('GroupCommit', () => {
   it('answers every item in submission order, in batches no larger than maxBatch', async () => {
@@ -31,7 +37,7 @@ describe('GroupCommit', () => {
     );
   });
 
-  it('groups what arrives while a batch runs, refuses past maxPending, and fails only the failing batch', async () => {
+  it('groups what arrives while a batch runs, refuses past maxPending, and fails only the failing item of a failing batch', async () => {
     let calls = 0;
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
@@ -51,8 +57,11 @@ describe('GroupCommit', () => {
     release();
     expect(await first).toBe(0);
     const settled = await Promise.allSettled(waiting);
-    expect(settled.every((s) => s.status === 'rejected')).toBe(true); // one batch of three
-    expect(calls).toBe(2);
+    // One batch of three failed; each ran again alone, and only the bad item is refused.
+    expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(settled[0]).toEqual({ status: 'fulfilled', value: 1 });
+    expect(settled[2]).toEqual({ status: 'fulfilled', value: 3 });
+    expect(calls).toBe(5);
     expect(await gc.submit(5)).toBe(5);
   });
 });
@@ -113,5 +122,66 @@ describe('contentHash', () => {
     expect(contentHash({ ...a, copies: [c(1, 'AA'), c(2, 'BC')] })).not.toEqual(contentHash(a));
     expect(contentHash({ ...a, copies: [c(1, 'AA'), { ...c(2, 'BB'), type: 1 }] })).not.toEqual(contentHash(a));
     expect(contentHash({ ...a, recipient: 'bobb' })).not.toEqual(contentHash(a));
+  });
+});
+
+describe('ServerId', () => {
+  it('admits exactly the decimal integers 1..2^63-1 (PostgreSQL bigint), so no ack id can overflow in a batch', () => {
+    const inRange = (s: string) => /^[1-9][0-9]*$/.test(s) && BigInt(s) <= 9223372036854775807n;
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.bigInt({ min: 0n, max: 2n ** 64n }).map(String),
+          fc.stringMatching(/^922337203685477[0-9]{4}$/),
+          fc.stringMatching(/^[0-9]{1,21}$/),
+        ),
+        (s) => {
+          expect(ServerId.safeParse(s).success).toBe(inRange(s));
+        },
+      ),
+      { numRuns: 2000 },
+    );
+    expect(ServerId.safeParse('9223372036854775807').success).toBe(true);
+    expect(ServerId.safeParse('9223372036854775808').success).toBe(false);
+  });
+});
+
+describe('wireProblem (SPEC §5 as the relay checks it)', () => {
+  const b = (bytes: number[]) => Buffer.from(bytes).toString('base64url');
+  const zeros = (n: number) => new Array<number>(n).fill(0);
+  it('accepts the shortest message of each type, with its declared type', () => {
+    expect(wireProblem(2, b([1, 2, ...zeros(56)]))).toBeNull();
+    expect(wireProblem(1, b([1, 1, 0, 3, ...zeros(1320 + 3)]))).toBeNull();
+  });
+  it('refuses a type that disagrees with the type byte, another version, and a body shorter than its type needs', () => {
+    expect(wireProblem(1, b([1, 2, ...zeros(2000)]))).toMatch(/type/);
+    expect(wireProblem(2, b([1, 1, ...zeros(2000)]))).toMatch(/type/);
+    expect(wireProblem(2, b([2, 2, ...zeros(56)]))).toMatch(/version/);
+    expect(wireProblem(2, b([1, 2, ...zeros(55)]))).toMatch(/short/);
+    expect(wireProblem(1, b([1, 1, 0, 3, ...zeros(1320 + 2)]))).toMatch(/short/);
+    expect(wireProblem(2, '')).toMatch(/short/);
+    expect(wireProblem(3, b([1, 3, ...zeros(100)]))).toMatch(/type/);
+  });
+});
+
+describe('tooManyMembers', () => {
+  it('counts JSON punctuation against the budget, stopping past it', () => {
+    expect(tooManyMembers(Buffer.from('{"a":[1,2]}'), 4)).toBe(false); // { : [ ,
+    expect(tooManyMembers(Buffer.from('{"a":[1,2]}'), 3)).toBe(true);
+    expect(tooManyMembers(Buffer.from(`{"s":"${'x'.repeat(100_000)}"}`), 2)).toBe(false);
+    expect(tooManyMembers(Buffer.from('"\\\\u0041"'), 0)).toBe(true);
+    expect(tooManyMembers(Buffer.from(JSON.stringify(Array.from({ length: 200_000 }, () => ({ a: 1 })))), maxSendPunctuation(DEFAULT_LIMITS))).toBe(true);
+  });
+});
+
+describe('resendKey', () => {
+  it('is a UUIDv8 (never a send id, which is v7), stable for one request', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), (bytes) => {
+        const k = resendKey(Buffer.from(bytes));
+        expect(k).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+        expect(resendKey(Buffer.from(bytes))).toBe(k);
+      }),
+    );
   });
 });

@@ -3,6 +3,9 @@
  * item that arrived while it ran goes into the next batch, so one commit (one WAL flush)
  * serves many concurrent requests. Items keep their submission order across batches, which is
  * what keeps one sender's messages in order on one instance.
+ *
+ * A batch shares one statement, so one bad item could fail everyone's: a failed batch of several
+ * items is run again one item at a time, and only the items that fail alone are refused.
  */
 
 export class BacklogFullError extends Error {
@@ -38,7 +41,8 @@ export class GroupCommit<I, O> {
 
   /**
    * @param runBatch receives the items of one batch and answers one output per item, in order.
-   *   Throwing fails every item of the batch.
+   *   When it throws for a batch of several items, each item is run again alone, so that only
+   *   the items that fail on their own are rejected.
    */
   constructor(
     private readonly runBatch: (items: readonly I[]) => Promise<readonly O[]>,
@@ -63,6 +67,12 @@ export class GroupCommit<I, O> {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  private async runChecked(items: readonly I[]): Promise<readonly O[]> {
+    const out = await this.runBatch(items);
+    if (out.length !== items.length) throw new Error('group commit: one output per item expected');
+    return out;
+  }
+
   private schedule(): void {
     if (this.scheduled || this.running >= (this.opts.maxConcurrent ?? 1) || this.queue.length === 0) return;
     this.scheduled = true;
@@ -78,11 +88,12 @@ export class GroupCommit<I, O> {
   private async runOne(batch: Pending<I, O>[]): Promise<void> {
     this.running++;
     try {
-      const out = await this.runBatch(batch.map((p) => p.item));
-      if (out.length !== batch.length) throw new Error('group commit: one output per item expected');
+      const out = await this.runChecked(batch.map((p) => p.item));
       batch.forEach((p, i) => p.resolve(out[i] as O));
     } catch (err) {
-      for (const p of batch) p.reject(err);
+      if (batch.length === 1) batch[0]!.reject(err);
+      // Alone, in order: the others succeed, the item at fault fails with its own error.
+      else for (const p of batch) await this.runChecked([p.item]).then((out) => p.resolve(out[0] as O), (e: unknown) => p.reject(e));
     }
     this.running--;
     if (this.queue.length > 0) {

@@ -5,7 +5,7 @@
  */
 import type { Server } from 'node:http';
 import { GroupCommit } from './group-commit.js';
-import { DEFAULT_LIMITS, type DeliveryLimits, GC_INTERVAL_MS, MAX_ACKS_PER_BATCH, maxFrameBytes } from './limits.js';
+import { DEFAULT_LIMITS, type DeliveryLimits, GC_INTERVAL_MS, MAX_ACKS_PER_BATCH, maxFrameBytes, maxSendPunctuation } from './limits.js';
 import { type DeviceRef, QueueRepository } from './queue-repository.js';
 import { type Sender, SendService } from './send-service.js';
 import { type SqlDatabase, PgSqlDatabase } from './sql.js';
@@ -110,6 +110,7 @@ export function createDelivery(deps: DeliveryDeps): Delivery {
     sends,
     acks,
     maxFrameBytes: maxFrameBytes(limits),
+    maxFramePunctuation: maxSendPunctuation(limits),
     log,
   });
 

@@ -48,11 +48,27 @@ export const GC_BATCH = 2000;
 export const GC_MAX_BATCHES_PER_RUN = 50;
 /** How often each instance runs GC (ms). */
 export const GC_INTERVAL_MS = 60_000;
+/** An upgrade to the stream whose token check takes longer is answered 503 and closed (ms). */
+export const STREAM_AUTH_TIMEOUT_MS = 10_000;
 /** Ping interval on streams; a stream that misses one pong is closed (ms). */
 export const STREAM_PING_MS = 30_000;
 /** Most device ids carried by one NOTIFY payload (PostgreSQL caps payloads at 8000 bytes). */
 export const NOTIFY_DEVICES_PER_PAYLOAD = 150;
-/** Most bytes of one inbound stream frame: a send with maxCopies copies, base64url bodies. */
+/**
+ * Most bytes of the largest legitimate send, as a REST body (POST /v1/messages, /resend) or a
+ * stream frame: maxCopies copies with base64url bodies of maxBodyBytes, 1 KiB of JSON per copy
+ * (names, key, whitespace) and 64 KiB for the rest. Past it REST answers 413 and the stream
+ * closes with 1009, both while reading, before any parsing.
+ */
 export function maxFrameBytes(l: DeliveryLimits): number {
   return Math.min(l.maxCopies * (Math.ceil((l.maxBodyBytes * 4) / 3) + 1024) + 64 * 1024, 512 * 1024 * 1024);
+}
+/**
+ * Most JSON punctuation bytes (`{ [ , :` and backslash) in a send or ack: a copy needs about a
+ * dozen, an ack one per id; the rest is slack for whitespace-free but odd clients and the rid.
+ * A body or frame with more is refused before JSON.parse (413), so a frame of many tiny copies
+ * under the byte cap cannot hold the event loop while it is parsed.
+ */
+export function maxSendPunctuation(l: DeliveryLimits): number {
+  return 16 * l.maxCopies + 2 * MAX_IDS_PER_ACK + 256;
 }

@@ -280,6 +280,36 @@ export class QueueRepository {
     );
   }
 
+  /**
+   * A re-send, in one statement: its dedup entry (an existing entry wins unless it has expired),
+   * then its envelope, queue usage and NOTIFY only if the entry was written. Answers whether it
+   * was: false means the same re-send committed first (its stored answer stands).
+   */
+  async writeResend(send: NewSend, env: NewEnvelope, notify: readonly string[], now: number): Promise<boolean> {
+    const [[acc], [dev]] = split([send.senderDevice]);
+    const rows = await this.db.query<{ won: string | number }>(
+      `WITH s AS (
+         INSERT INTO delivery_sends (sender_account, sender_device, message_id, content_hash, answer, expires_at)
+         VALUES ($1::uuid, $2::bigint, $3::uuid, decode($4, 'hex'), $5, $6::bigint)
+         ON CONFLICT (sender_account, sender_device, message_id) DO UPDATE
+           SET content_hash = EXCLUDED.content_hash, answer = EXCLUDED.answer, expires_at = EXCLUDED.expires_at
+           WHERE delivery_sends.expires_at <= $7
+         RETURNING 1
+       ), e AS (
+         INSERT INTO delivery_envelopes (id, account_id, device_id, message_id, sender, sender_device, type, body, server_ts, sender_account)
+         SELECT * FROM unnest($8::bigint[], $9::uuid[], $10::bigint[], $11::uuid[], $12::text[], $13::bigint[], $14::smallint[], $15::text[],
+                              $16::bigint[], $17::uuid[])
+          WHERE EXISTS (SELECT 1 FROM s)
+         RETURNING account_id, device_id, sender_account, ${BODY_BYTES} AS bytes
+       ), ${usageCte('e', '+')}, n AS (
+         SELECT pg_notify($18, p) FROM unnest($19::text[]) AS p WHERE EXISTS (SELECT 1 FROM s)
+       )
+       SELECT (SELECT count(*) FROM s) AS won, (SELECT count(*) FROM e) AS queued, (SELECT count(*) FROM usage) AS counted, (SELECT count(*) FROM n) AS notified`,
+      [acc, dev, send.messageId, send.contentHash.toString('hex'), JSON.stringify(send.answer), send.expiresAt, now, ...envelopeColumns([env]), WAKE_CHANNEL, notify],
+    );
+    return Number(rows[0]?.won ?? 0) > 0;
+  }
+
   /** A device's queue in id order, skipping ids the caller already holds. */
   async fetch(device: DeviceRef, exclude: readonly string[], limit: number): Promise<Envelope[]> {
     const [[acc], [dev]] = split([device]);

@@ -29,7 +29,7 @@ export const SealedCopy = z
     user: username.describe('the account this copy is for: the recipient, or the sender for its other devices'),
     device: DeviceNumber,
     key: base64url("the device's identity key (IK, Ed25519) as the sender knows it; a different current key makes the device stale", 32),
-    type: z.number().int().min(0).max(255).describe('SPEC §5 message type: 1 prekey, 2 normal'),
+    type: z.number().int().min(1).max(2).describe('SPEC §5 message type: 1 prekey, 2 normal; must equal the type byte of body'),
     body: base64url(
       'the whole SPEC §5 message, version and type bytes included, as the receiving device will read it ' +
         '(at most GCHAT_MAX_MESSAGE_BYTES decoded, 256 KiB by default; 413 past it)',

@@ -9,7 +9,8 @@ import type { DeliveryLimits } from './limits.js';
 import { MAX_SENDS_PER_BATCH } from './limits.js';
 import { GroupCommit } from './group-commit.js';
 import { QueueBudget } from './queue-budget.js';
-import { type DeviceRef, type NewEnvelope, type NewSend, type QueueRepository, accountOf, bodyBytes, envelopeOf, sendKey } from './queue-repository.js';
+import { wireProblem } from './wire-check.js';
+import { type BatchSnapshot, type DeviceRef, type NewEnvelope, type NewSend, type QueueRepository, accountOf, bodyBytes, envelopeOf, sendKey } from './queue-repository.js';
 import type { DeviceAddress, Envelope, ResendRequest, SendAnswer, SendRequest } from './schemas.js';
 import type { WakeBus } from './wake-bus.js';
 
@@ -45,8 +46,11 @@ interface Command {
   readonly hash: Buffer;
 }
 
-/** What a batch decides for one command; `retry` goes through the next batch. */
-type Decision = SendResult | { readonly kind: 'retry' };
+/**
+ * What a batch decides for one command; `retry` goes through the next batch, `failed` is the
+ * database refusing this command on its own (send() throws it).
+ */
+type Decision = SendResult | { readonly kind: 'retry' } | { readonly kind: 'failed'; readonly error: unknown };
 
 export interface SendServiceDeps {
   readonly repo: QueueRepository;
@@ -88,6 +92,7 @@ export class SendService {
     // first: the next batch sees its dedup entry. Bounded, since that entry now exists.
     for (let attempt = 0; attempt < 5; attempt++) {
       const d = await this.batcher.submit(cmd);
+      if (d.kind === 'failed') throw d.error;
       if (d.kind !== 'retry') return d;
     }
     throw new Error('send: dedup entry not visible after retries');
@@ -99,42 +104,60 @@ export class SendService {
    * retention can be re-sent, only to a current device of the recipient or of the sender's own
    * account, under that device's current key. The receiver deduplicates on (sender, message_id),
    * so a re-send of something it did read is dropped there.
+   *
+   * Idempotent like a send: the same re-send again (same message_id, recipient and copy) answers
+   * the first answer and queues nothing. Its dedup entry sits in the send table under an id
+   * derived from the request (resendKey), which no send can take.
    */
   async resend(sender: Sender, req: ResendRequest): Promise<SendResult> {
     const pre = this.precheck(sender, { message_id: req.message_id, recipient: req.recipient, copies: [req.copy] });
     if (pre) return pre;
     const { repo, limits } = this.deps;
-    const now = this.deps.now();
-    const snap = await repo.readBatch({
-      keys: [{ senderDevice: sender.deviceRef, messageId: req.message_id }],
-      usernames: [...new Set([req.recipient, sender.username])],
-      idCount: 1,
-      now,
-    });
-    if (snap.sends.length === 0) return { kind: 'not_sent' };
-    const stored = snap.sends[0]!.answer as SendAnswer;
-    const copy = req.copy;
-    // The original send's recipient must be this one: a re-send cannot reach anybody new.
-    if (!stored.envelopes.some((e) => e.user === copy.user)) return { kind: 'mismatch', missing: [], extra: [addressOf(copy)], stale: [] };
-    const device = (snap.devices.get(copy.user) ?? []).find((d) => d.device === copy.device && d.ref !== sender.deviceRef);
-    if (!device) return { kind: 'mismatch', missing: [], extra: [addressOf(copy)], stale: [] };
-    if (device.key !== copy.key) return { kind: 'mismatch', missing: [], extra: [], stale: [addressOf(copy)] };
-    const refusal = new QueueBudget(limits, snap).refusal(device.ref, accountOf(sender.deviceRef), bodyBytes(copy.body));
-    if (refusal) return { kind: 'queue_full', devices: [addressOf(copy)], share: refusal === 'sender' };
-    const env: NewEnvelope = {
-      id: snap.ids[0]!,
-      senderRef: sender.deviceRef,
-      device: device.ref,
-      messageId: req.message_id,
-      sender: sender.username,
-      senderDevice: sender.device,
-      type: copy.type,
-      body: copy.body,
-      serverTs: now,
-    };
-    await repo.insertEnvelopes([env], this.deps.wakeBus.payloads([device.ref]));
-    this.deps.onCommitted(new Map([[device.ref, [envelopeOf(env)]]]));
-    return { kind: 'accepted', answer: { message_id: req.message_id, server_ts: now, envelopes: [{ user: copy.user, device: copy.device, id: env.id }] }, replay: false };
+    const hash = resendHash(req);
+    const key = resendKey(hash);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const now = this.deps.now();
+      const snap = await repo.readBatch({
+        keys: [
+          { senderDevice: sender.deviceRef, messageId: req.message_id },
+          { senderDevice: sender.deviceRef, messageId: key },
+        ],
+        usernames: [...new Set([req.recipient, sender.username])],
+        idCount: 1,
+        now,
+      });
+      const done = snap.sends.find((st) => st.messageId === key);
+      if (done) return done.contentHash.equals(hash) ? { kind: 'accepted', answer: done.answer as SendAnswer, replay: true } : { kind: 'conflict' };
+      const original = snap.sends.find((st) => st.messageId === req.message_id);
+      if (!original) return { kind: 'not_sent' };
+      const stored = original.answer as SendAnswer;
+      const copy = req.copy;
+      // The original send's recipient must be this one: a re-send cannot reach anybody new.
+      if (!stored.envelopes.some((e) => e.user === copy.user)) return { kind: 'mismatch', missing: [], extra: [addressOf(copy)], stale: [] };
+      const device = (snap.devices.get(copy.user) ?? []).find((d) => d.device === copy.device && d.ref !== sender.deviceRef);
+      if (!device) return { kind: 'mismatch', missing: [], extra: [addressOf(copy)], stale: [] };
+      if (device.key !== copy.key) return { kind: 'mismatch', missing: [], extra: [], stale: [addressOf(copy)] };
+      const refusal = new QueueBudget(limits, snap).refusal(device.ref, accountOf(sender.deviceRef), bodyBytes(copy.body));
+      if (refusal) return { kind: 'queue_full', devices: [addressOf(copy)], share: refusal === 'sender' };
+      const env: NewEnvelope = {
+        id: snap.ids[0]!,
+        senderRef: sender.deviceRef,
+        device: device.ref,
+        messageId: req.message_id,
+        sender: sender.username,
+        senderDevice: sender.device,
+        type: copy.type,
+        body: copy.body,
+        serverTs: now,
+      };
+      const answer: SendAnswer = { message_id: req.message_id, server_ts: now, envelopes: [{ user: copy.user, device: copy.device, id: env.id }] };
+      const entry: NewSend = { senderDevice: sender.deviceRef, messageId: key, contentHash: hash, answer, expiresAt: now + limits.retentionMs };
+      // Lost: the same re-send committed first; the next round reads and answers its entry.
+      if (!(await repo.writeResend(entry, env, this.deps.wakeBus.payloads([device.ref]), now))) continue;
+      this.deps.onCommitted(new Map([[device.ref, [envelopeOf(env)]]]));
+      return { kind: 'accepted', answer, replay: false };
+    }
+    throw new Error('resend: dedup entry not visible after retries');
   }
 
   private precheck(sender: Sender, req: SendRequest): SendResult | null {
@@ -145,6 +168,8 @@ export class SendService {
       if (c.body.length % 4 === 1) return { kind: 'invalid', reason: 'a copy body is not valid base64url' };
       if (Math.floor((c.body.length * 3) / 4) > l.maxBodyBytes)
         return { kind: 'too_large', reason: `a copy body is larger than ${l.maxBodyBytes} bytes` };
+      const wrong = wireProblem(c.type, c.body);
+      if (wrong) return { kind: 'invalid', reason: wrong };
       if (c.user !== req.recipient && c.user !== sender.username)
         return { kind: 'invalid', reason: 'a copy is for neither the recipient nor the sender' };
       const k = `${c.device}@${c.user}`;
@@ -201,21 +226,37 @@ export class SendService {
 
     // 1. One read: dedup entries, device lists with queue lengths, envelope ids.
     await prevRead;
-    const snap = await repo.readBatch({
-      keys: live.map((i) => ({ senderDevice: cmds[i]!.sender.deviceRef, messageId: cmds[i]!.req.message_id })),
-      usernames: [...usernames],
-      idCount: copies,
-      now,
-    });
+    let snap: BatchSnapshot;
+    try {
+      snap = await repo.readBatch({
+        keys: live.map((i) => ({ senderDevice: cmds[i]!.sender.deviceRef, messageId: cmds[i]!.req.message_id })),
+        usernames: [...usernames],
+        idCount: copies,
+        now,
+      });
+    } catch (err) {
+      if (cmds.length === 1) throw err;
+      // One send the database refuses must not fail the others: each alone, in order, while
+      // this batch still holds its turn to read (so ids keep growing along each queue).
+      await prevWrite;
+      const alone: Decision[] = [];
+      for (const c of cmds) {
+        alone.push(
+          await this.decideAndWrite([c], Promise.resolve(), () => undefined, Promise.resolve()).then(
+            (d) => d[0]!,
+            (error: unknown): Decision => ({ kind: 'failed', error }),
+          ),
+        );
+      }
+      return alone;
+    }
     readDone();
     const storedByKey = new Map(snap.sends.map((st) => [sendKey(st.senderDevice, st.messageId), st]));
     const budget = new QueueBudget(limits, snap);
 
     // 2. Decide each send.
     let nextId = 0;
-    const sends: NewSend[] = [];
-    const envs: NewEnvelope[] = [];
-    const accepted: number[] = [];
+    const writes: { index: number; send: NewSend; envs: NewEnvelope[] }[] = [];
     for (const i of live) {
       const c = cmds[i]!;
       const stored = storedByKey.get(sendKey(c.sender.deviceRef, c.req.message_id));
@@ -254,27 +295,53 @@ export class SendService {
         server_ts: now,
         envelopes: c.req.copies.map((copy, j) => ({ user: copy.user, device: copy.device, id: mine[j]!.id })),
       };
-      sends.push({ senderDevice: c.sender.deviceRef, messageId: c.req.message_id, contentHash: c.hash, answer, expiresAt: now + limits.retentionMs });
-      envs.push(...mine);
-      accepted.push(i);
+      writes.push({
+        index: i,
+        send: { senderDevice: c.sender.deviceRef, messageId: c.req.message_id, contentHash: c.hash, answer, expiresAt: now + limits.retentionMs },
+        envs: mine,
+      });
       out[i] = { kind: 'accepted', answer, replay: false };
     }
     await prevWrite;
-    if (sends.length === 0) return out;
+    if (writes.length === 0) return out;
 
-    // 3. One write, committed on its own: dedup entries, envelopes, NOTIFY.
-    const devices = [...new Set(envs.map((e) => e.device))];
-    const won = await repo.writeBatch(sends, envs, this.deps.wakeBus.payloads(devices), now);
-    const byDevice = new Map<DeviceRef, Envelope[]>();
-    for (const i of accepted) {
-      const c = cmds[i]!;
-      if (!won.has(sendKey(c.sender.deviceRef, c.req.message_id))) out[i] = { kind: 'retry' };
+    // 3. One write, committed on its own: dedup entries, envelopes, NOTIFY. Should the database
+    // refuse it, each send is written alone (with the ids it drew), so only the one at fault fails.
+    const write = (ws: typeof writes): Promise<Set<string>> => {
+      const envs = ws.flatMap((w) => w.envs);
+      return repo.writeBatch(
+        ws.map((w) => w.send),
+        envs,
+        this.deps.wakeBus.payloads([...new Set(envs.map((e) => e.device))]),
+        now,
+      );
+    };
+    let won: Set<string>;
+    try {
+      won = await write(writes);
+    } catch (err) {
+      if (writes.length === 1) throw err;
+      won = new Set();
+      for (const w of writes) {
+        try {
+          for (const k of await write([w])) won.add(k);
+        } catch (error) {
+          out[w.index] = { kind: 'failed', error };
+        }
+      }
     }
-    for (const e of envs) {
-      if (!won.has(sendKey(e.senderRef, e.messageId))) continue;
-      const list = byDevice.get(e.device);
-      if (list) list.push(envelopeOf(e));
-      else byDevice.set(e.device, [envelopeOf(e)]);
+    const byDevice = new Map<DeviceRef, Envelope[]>();
+    for (const w of writes) {
+      if (out[w.index]!.kind === 'failed') continue;
+      if (!won.has(sendKey(w.send.senderDevice, w.send.messageId))) {
+        out[w.index] = { kind: 'retry' };
+        continue;
+      }
+      for (const e of w.envs) {
+        const list = byDevice.get(e.device);
+        if (list) list.push(envelopeOf(e));
+        else byDevice.set(e.device, [envelopeOf(e)]);
+      }
     }
     if (byDevice.size > 0) this.deps.onCommitted(byDevice);
     return out;
@@ -329,4 +396,24 @@ export function contentHash(req: SendRequest): Buffer {
   const copies = [...req.copies].sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : a.device - b.device));
   for (const c of copies) h.update(`|${c.user.length}:${c.user}|${c.device}|${c.key}|${c.type}|${c.body.length}:${c.body}`);
   return h.digest();
+}
+
+/** What makes two re-sends "the same": message_id, recipient and the copy. */
+export function resendHash(req: ResendRequest): Buffer {
+  const c = req.copy;
+  return createHash('sha256')
+    .update(`resend|${req.message_id}|${req.recipient.length}:${req.recipient}|${c.user.length}:${c.user}|${c.device}|${c.key}|${c.type}|${c.body.length}:${c.body}`)
+    .digest();
+}
+
+/**
+ * The dedup key of a re-send: a UUID made from its hash, with version 8 (RFC 9562 custom), so it
+ * can never equal a send's message_id (sends are UUIDv7).
+ */
+export function resendKey(hash: Buffer): string {
+  const b = Buffer.from(hash.subarray(0, 16));
+  b[6] = (b[6]! & 0x0f) | 0x80;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  const h = b.toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }

@@ -11,7 +11,8 @@ import type { Sender, SendService } from './send-service.js';
 import type { Stream, StreamHub, AckCommitter } from './stream-hub.js';
 import { ApiError, errorBody, type ApiErrorCode } from '../errors.js';
 import { errorOutcome, sendFailure, sendOutcome } from './outcome.js';
-import { STREAM_PING_MS } from './limits.js';
+import { STREAM_AUTH_TIMEOUT_MS, STREAM_PING_MS } from './limits.js';
+import { tooManyMembers } from './frame-guard.js';
 
 export const STREAM_PATH = '/v1/stream';
 export const STREAM_SUBPROTOCOL = 'gchat.v1';
@@ -22,6 +23,8 @@ export interface StreamSocketDeps {
   readonly sends: SendService;
   readonly acks: AckCommitter;
   readonly maxFrameBytes: number;
+  /** Most JSON punctuation bytes in a frame (limits.ts maxSendPunctuation); more is refused unparsed. */
+  readonly maxFramePunctuation: number;
   readonly log?: (msg: string, err?: unknown) => void;
 }
 
@@ -47,7 +50,11 @@ export class StreamServer {
   attach(server: Server): void {
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       const path = (req.url ?? '').split('?')[0];
-      if (path !== STREAM_PATH) return;
+      // Nothing else upgrades: answer at once, or the socket would wait for nobody forever.
+      if (path !== STREAM_PATH) {
+        socket.on('error', () => undefined);
+        return reject(socket, 'not_found', 'Not Found', 'no WebSocket endpoint here: the stream is at /v1/stream');
+      }
       void this.upgrade(req, socket, head);
     });
   }
@@ -56,12 +63,20 @@ export class StreamServer {
     socket.on('error', () => undefined);
     const token = tokenOf(req);
     let sender: Sender | null = null;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      sender = token ? await this.deps.authenticate(token) : null;
+      // Bounded: a database that does not answer must not hold the socket open.
+      const timeout = new Promise<never>((_, fail) => {
+        timer = setTimeout(() => fail(new Error('stream auth timed out')), STREAM_AUTH_TIMEOUT_MS);
+      });
+      sender = token ? await Promise.race([this.deps.authenticate(token), timeout]) : null;
     } catch (err) {
       this.deps.log?.('stream auth failed', err);
       return reject(socket, 'unavailable', 'Service Unavailable', 'the device token could not be checked; retry');
+    } finally {
+      clearTimeout(timer);
     }
+    if (socket.destroyed) return;
     if (!sender) return reject(socket, 'unauthorized', 'Unauthorized', 'a valid device token is required');
     const who = sender;
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, who));
@@ -81,6 +96,10 @@ export class StreamServer {
     ws.on('error', () => undefined);
     ws.on('message', (data, isBinary) => {
       if (isBinary) return this.protocolError(ws, 'frames are JSON text');
+      // Refused before JSON.parse: a frame of more members than any send or ack holds (ws has
+      // already refused, with 1009, any frame over maxFrameBytes while reading it).
+      if (tooManyMembers(data as Buffer, this.deps.maxFramePunctuation))
+        return reply(ws, { op: 'error', code: 'payload_too_large', message: 'the frame has more members than any send or ack can hold' });
       let frame: ClientFrame;
       try {
         const parsed = ClientFrame.safeParse(JSON.parse(data.toString()));
@@ -165,12 +184,15 @@ function tokenOf(req: IncomingMessage): string | null {
   return null;
 }
 
-/** Refuses an upgrade with the server's JSON error, as a plain HTTP response. */
+/** Refuses an upgrade with the server's JSON error, as a plain HTTP response, then closes the socket (not half-open: the peer may never close its side). */
 function reject(socket: Duplex, code: ApiErrorCode, reason: string, message: string): void {
   const e = new ApiError(code, message);
   const body = JSON.stringify(errorBody(e));
   socket.end(
     `HTTP/1.1 ${e.status} ${reason}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    () => socket.destroy(),
   );
+  // If the peer does not read, 'finish' may never come.
+  setTimeout(() => socket.destroy(), 5000).unref();
 }

@@ -7,7 +7,8 @@ import type { Delivery } from '../delivery/index.js';
 import { ApiError } from '../errors.js';
 import { AckAnswer, AckRequest, EnvelopeList, FetchQuery, ResendRequest, SendAnswer, SendRequest } from '../delivery/schemas.js';
 import { sendAnswer, sendFailure } from '../delivery/outcome.js';
-import { FETCH_PAGE, maxFrameBytes } from '../delivery/limits.js';
+import { FETCH_PAGE, maxFrameBytes, maxSendPunctuation } from '../delivery/limits.js';
+import { tooManyMembers } from '../delivery/frame-guard.js';
 import type { Sender, SendResult } from '../delivery/send-service.js';
 import { STREAM_PATH, STREAM_SUBPROTOCOL } from '../delivery/stream-socket.js';
 import type { AuthContext } from '../services/deps.js';
@@ -24,6 +25,10 @@ export function messageRoutes(deps: MessagesRoutesDeps): AnyRoute[] {
   const { delivery } = deps;
   // A send holds up to maxCopies bodies: its own bound (413 past it).
   const maxBodyBytes = maxFrameBytes(delivery.limits);
+  // 413 before JSON.parse for a body with more members than any send can hold (a parse of
+  // hundreds of thousands of copies would hold the event loop).
+  const punctuation = maxSendPunctuation(delivery.limits);
+  const tooBig = (raw: Buffer): boolean => tooManyMembers(raw, punctuation);
   /** Runs a send-like request; a database failure is 503 (retrying with the same message_id is safe). */
   const answer = async (what: string, run: () => Promise<SendResult>) => {
     let r: SendResult;
@@ -50,6 +55,7 @@ export function messageRoutes(deps: MessagesRoutesDeps): AnyRoute[] {
       auth: true,
       body: SendRequest,
       maxBodyBytes,
+      tooBig,
       success: { status: 200, description: 'stored (or stored before: the same answer)', schema: SendAnswer },
       errors: ['inconsistent_request', 'not_found', 'device_mismatch', 'message_id_conflict', 'rate_limited', 'unavailable', 'queue_full'],
       handler: ({ body, auth }) => answer('send', () => delivery.sends.send(deps.sender(auth), body)),
@@ -67,6 +73,7 @@ export function messageRoutes(deps: MessagesRoutesDeps): AnyRoute[] {
       auth: true,
       body: ResendRequest,
       maxBodyBytes,
+      tooBig,
       success: { status: 200, description: 'queued for that device', schema: SendAnswer },
       errors: ['inconsistent_request', 'not_found', 'device_mismatch', 'rate_limited', 'unavailable', 'queue_full'],
       handler: ({ body, auth }) => answer('resend', () => delivery.sends.resend(deps.sender(auth), body)),

@@ -43,6 +43,8 @@ export interface RouteSpec<
   readonly body?: B;
   /** Largest body in bytes (413 past it); default the app's limit. */
   readonly maxBodyBytes?: number;
+  /** A cheap look at the raw body before JSON.parse: true refuses it with 413 (e.g. far more members than any valid body). */
+  readonly tooBig?: (raw: Buffer) => boolean;
   /** 101: a WebSocket endpoint; its upgrades never reach Express (the handler answers plain HTTP requests). */
   readonly success: { readonly status: SuccessStatus; readonly description: string; readonly schema?: z.ZodType };
   /** Error codes this route can answer besides the generic ones (see openapi.ts). */
@@ -71,6 +73,7 @@ export interface AnyRoute {
   readonly query?: z.ZodType;
   readonly body?: z.ZodType;
   readonly maxBodyBytes?: number;
+  readonly tooBig?: (raw: Buffer) => boolean;
   readonly success: { readonly status: SuccessStatus; readonly description: string; readonly schema?: z.ZodType };
   readonly errors: readonly ApiErrorCode[];
   readonly handler: (ctx: HandlerContext<unknown, unknown, AuthContext | undefined, unknown>) => Promise<unknown>;
@@ -138,7 +141,17 @@ export function mountRoutes(router: Router, routes: readonly AnyRoute[], deps: P
     }
     if (route.body) {
       // No compressed bodies: a small gzip can inflate far beyond the limit's intent.
-      const json = express.json({ limit: route.maxBodyBytes ?? maxBodyBytes, strict: true, inflate: false });
+      const tooBig = route.tooBig;
+      const json = express.json({
+        limit: route.maxBodyBytes ?? maxBodyBytes,
+        strict: true,
+        inflate: false,
+        ...(tooBig && {
+          verify: (_req: unknown, _res: unknown, raw: Buffer) => {
+            if (tooBig(raw)) throw new ApiError('payload_too_large', 'more members than any valid body holds');
+          },
+        }),
+      });
       chain.push((req, res, next) => {
         if (hasBody(req) && !req.is('application/json')) throw new ApiError('unsupported_media_type', 'send the body as application/json');
         json(req, res, next);
