@@ -71,8 +71,8 @@ export class PushRepository {
       return rows.map(registration);
     }
     const rows = await this.db.query<Row>(
-      `UPDATE push_registrations r SET last_push_ms = $2
-       WHERE (r.account_id, r.device_id) IN (${waiting}) AND r.kind <> 'apns-voip' AND r.last_push_ms <= $2 - $3
+      `UPDATE push_registrations r SET last_push_ms = $2::bigint
+       WHERE (r.account_id, r.device_id) IN (${waiting}) AND r.kind <> 'apns-voip' AND r.last_push_ms <= $2::bigint - $3::bigint
        RETURNING ${COLUMNS}`,
       [envelopeIds, nowMs, coalesceMs],
     );
