@@ -2,8 +2,8 @@
  * npm run bench:push — wake-up latency and rate, and what push costs the send path.
  *
  * A server process (src/server/main.ts) on a fresh PostgreSQL database; this process is the load
- * generator and the loopback Web Push service (RFC 8030, each push's VAPID JWT checked and its
- * payload decrypted, as in the tests). 500 devices, each registered for Web Push and offline (no
+ * generator; a third process is the loopback Web Push service (RFC 8030, each push's VAPID JWT
+ * checked and its payload decrypted, as in the tests; scripts/bench/push-service-process.ts). 500 devices, each registered for Web Push and offline (no
  * stream); one message to each, sent over REST with a fixed number in flight.
  *
  *   latency: from the send's 200 (accepted, committed) to the push service's receipt of the
@@ -16,10 +16,12 @@
  * Env: BENCH_DEVICES (default 500), BENCH_CONCURRENCY (sends in flight, default 32),
  * BENCH_GRACE_MS (default 1000). Needs the local PostgreSQL (127.0.0.1:5432, database test).
  */
+import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import path from 'node:path';
 import { newMessageId } from '../src/protocol/content.js';
 import { systemRandom } from '../src/protocol/primitives.js';
-import { LoopbackPushService, type Subscription } from '../test/helpers/push-service.js';
+import type { Subscription } from '../test/helpers/push-service.js';
 import { ServerProcess } from '../test/helpers/server-process.js';
 import { freshDatabase, pgExec, seedAccounts, type SeededAccount } from '../test/server/delivery-fixture.js';
 
@@ -46,6 +48,48 @@ async function json(url: string, token: string, method: string, body?: unknown):
   return { status: res.status, body: text ? JSON.parse(text) : null };
 }
 
+/** The push service process, as the load generator sees it. */
+class PushServiceProcess {
+  readonly received: { subscription: string; at: number }[] = [];
+  violations = 0;
+  private rid = 0;
+  private readonly pending = new Map<number, (s: Subscription) => void>();
+
+  private constructor(private readonly child: ChildProcess) {
+    child.on('message', (m: { op: string; rid?: number; sub?: Subscription; subscription?: string; at?: number; count?: number }) => {
+      if (m.op === 'received') this.received.push({ subscription: m.subscription!, at: m.at! });
+      else if (m.op === 'violations') this.violations = m.count!;
+      else if (m.op === 'subscription') {
+        this.pending.get(m.rid!)?.(m.sub!);
+        this.pending.delete(m.rid!);
+      }
+    });
+  }
+
+  static start(): Promise<PushServiceProcess> {
+    const child = fork(path.join(import.meta.dirname, 'bench/push-service-process.ts'), [], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
+    return new Promise((resolve, reject) => {
+      child.once('error', reject);
+      child.once('message', () => resolve(new PushServiceProcess(child)));
+    });
+  }
+
+  subscribe(): Promise<Subscription> {
+    const rid = ++this.rid;
+    return new Promise((r) => {
+      this.pending.set(rid, r);
+      this.child.send({ op: 'subscribe', rid });
+    });
+  }
+
+  close(): void {
+    this.child.disconnect();
+  }
+}
+
+/** Wall-clock ms with sub-ms resolution, comparable across processes. */
+const wallNow = (): number => performance.timeOrigin + performance.now();
+
 interface Run {
   readonly sendLatencies: number[];
   readonly sendsPerSecond: number;
@@ -56,7 +100,7 @@ interface Run {
   readonly violations: number;
 }
 
-async function run(push: boolean, service: LoopbackPushService): Promise<Run> {
+async function run(push: boolean, service: PushServiceProcess): Promise<Run> {
   const db = await freshDatabase('gchat_bench_push');
   const sql = pgExec(db.url);
   const server = await ServerProcess.onDatabase(db.url, {
@@ -72,7 +116,7 @@ async function run(push: boolean, service: LoopbackPushService): Promise<Run> {
     const [alice, ...bobs] = (await seedAccounts(sql.exec, spec)) as [SeededAccount, ...SeededAccount[]];
     const subs = new Map<string, Subscription>();
     for (const bob of bobs) {
-      const sub = service.subscribe();
+      const sub = await service.subscribe();
       subs.set(sub.id, sub);
       const r = await json(`${server.url}/v1/push/registrations`, bob.devices[0]!.token, 'PUT', { kind: 'webpush', endpoint: sub.endpoint, keys: sub.keys });
       if (r.status !== 204) throw new Error(`registration failed: ${r.status} ${JSON.stringify(r.body)}`);
@@ -95,9 +139,10 @@ async function run(push: boolean, service: LoopbackPushService): Promise<Run> {
         const s = performance.now();
         const r = await json(`${server.url}/v1/messages`, alice.devices[0]!.token, 'POST', req);
         const done = performance.now();
+        const accepted = wallNow();
         if (r.status !== 200) throw new Error(`send failed: ${r.status} ${JSON.stringify(r.body)}`);
         sendLatencies.push(done - s);
-        acceptedAt.set(subOf[i]!.id, done);
+        acceptedAt.set(subOf[i]!.id, accepted);
       }
     };
     await Promise.all(Array.from({ length: CONCURRENCY }, worker));
@@ -121,7 +166,7 @@ async function run(push: boolean, service: LoopbackPushService): Promise<Run> {
       wakeLatencies,
       pushesPerSecond,
       received: service.received.length - before,
-      violations: service.violations.length,
+      violations: service.violations,
     };
   } finally {
     await server.kill('SIGTERM');
@@ -131,7 +176,7 @@ async function run(push: boolean, service: LoopbackPushService): Promise<Run> {
 }
 
 async function main(): Promise<void> {
-  const service = await LoopbackPushService.start();
+  const service = await PushServiceProcess.start();
   try {
     log(`bench:push — ${DEVICES} offline devices registered for Web Push, one message each, ${CONCURRENCY} sends in flight, grace ${GRACE_MS} ms`);
     const off = await run(false, service);
@@ -148,7 +193,7 @@ async function main(): Promise<void> {
     log(`push off         ${f(off.sendsPerSecond).padStart(11)} ${f(pct(off.sendLatencies, 50)).padStart(8)} ${f(pct(off.sendLatencies, 99)).padStart(8)}`);
     log(`push off received ${off.received} wake-ups (must be 0)`);
   } finally {
-    await service.close();
+    service.close();
   }
 }
 

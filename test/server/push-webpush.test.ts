@@ -170,6 +170,17 @@ await describeEachDatabase('push: Web Push', (kind) => {
     expect(rows.rows).toEqual([]);
   });
 
+  it('documents the push and TURN routes in the OpenAPI document', async () => {
+    const doc = (await server.call('GET', '/v1/openapi.json')).json as { paths: Record<string, Record<string, unknown>> };
+    expect(Object.keys(doc.paths['/v1/push/registrations'] ?? {}).sort()).toEqual(['get', 'put']);
+    expect(Object.keys(doc.paths['/v1/push/registrations/{kind}'] ?? {})).toEqual(['delete']);
+    expect(Object.keys(doc.paths['/v1/push/vapid'] ?? {})).toEqual(['get']);
+    expect(Object.keys(doc.paths['/v1/turn'] ?? {})).toEqual(['get']);
+    const put = doc.paths['/v1/push/registrations']!.put as { requestBody: { content: Record<string, { schema: { $ref?: string } }> }; security: unknown[] };
+    expect(put.requestBody.content['application/json']!.schema.$ref).toBe('#/components/schemas/PushRegistrationIn');
+    expect(put.security).toEqual([{ deviceToken: [] }]);
+  });
+
   it('keeps the VAPID key across restarts and instances: it lives in the database', async () => {
     const first = (await server.call('GET', '/v1/push/vapid')).json as { public_key: string };
     expect(Buffer.from(first.public_key, 'base64url')).toHaveLength(65);

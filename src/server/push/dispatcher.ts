@@ -16,6 +16,8 @@ import type { PushKind, PushOutcome, PushProvider, Registration, Wake } from './
 export const MAX_WAITING_NOTICES = 200_000;
 /** Pushes waiting for a free request slot, per instance; more are dropped (counted). */
 export const MAX_QUEUED_PUSHES = 20_000;
+/** Notices of commits within this long share one check (one statement instead of one per commit). */
+export const CHECK_BUCKET_MS = 100;
 /** Envelope ids looked up by one statement. */
 const IDS_PER_CHECK = 5_000;
 
@@ -52,6 +54,8 @@ export class PushDispatcher {
   private active = 0;
   private idleWaiters: (() => void)[] = [];
   private closed = false;
+  /** The bucket still taking notices, and until when (ms, performance clock). */
+  private bucket: { notices: QueuedNotice[]; until: number } | null = null;
 
   constructor(private readonly d: DispatcherDeps) {}
 
@@ -63,17 +67,26 @@ export class PushDispatcher {
       return;
     }
     this.waiting += notices.length;
+    const at = performance.now();
+    if (this.bucket && this.bucket.until > at) {
+      this.bucket.notices.push(...notices);
+      return;
+    }
+    const bucket = { notices: [...notices], until: at + CHECK_BUCKET_MS };
+    this.bucket = bucket;
+    // Every notice waits at least the grace (at most CHECK_BUCKET_MS more).
     const t = setTimeout(() => {
       this.timers.delete(t);
-      this.waiting -= notices.length;
-      const p = this.check(notices)
+      if (this.bucket === bucket) this.bucket = null;
+      this.waiting -= bucket.notices.length;
+      const p = this.check(bucket.notices)
         .catch((err: unknown) => this.d.log('push check failed', { error: (err as Error).message }))
         .finally(() => {
           this.checks.delete(p);
           this.settleIfIdle();
         });
       this.checks.add(p);
-    }, this.d.graceMs);
+    }, this.d.graceMs + CHECK_BUCKET_MS);
     this.timers.add(t);
   }
 
@@ -157,6 +170,7 @@ export class PushDispatcher {
     this.closed = true;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+    this.bucket = null;
     this.waiting = 0;
     this.queue.length = 0;
     await Promise.all([...this.checks]);

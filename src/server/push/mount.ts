@@ -6,12 +6,15 @@
 import type { AppDeps, AppExtensions } from '../app.js';
 import type { Config } from '../config.js';
 import type { Delivery } from '../delivery/index.js';
-import { AppSqlDatabase } from '../delivery/sql.js';
+import { AppSqlDatabase, PgSqlDatabase } from '../delivery/sql.js';
 import { turnRoutes } from '../routes/turn.js';
 import type { DispatcherDeps } from './dispatcher.js';
 import { PushRepository } from './repository.js';
 import { pushRoutes } from './routes.js';
 import { PushService } from './service.js';
+
+/** Connections of the push side's own PostgreSQL pool. */
+const PUSH_DB_POOL = 2;
 
 export interface MountedPush {
   readonly push: PushService;
@@ -22,7 +25,9 @@ export interface MountedPush {
 }
 
 export function mountPush(config: Config, deps: AppDeps, delivery: Delivery, opts: { onOutcome?: DispatcherDeps['onOutcome'] } = {}): MountedPush {
-  const repo = new PushRepository(new AppSqlDatabase(deps.db));
+  // On PostgreSQL a small pool of its own (single statements, no ORM transaction around each).
+  const sql = deps.db.kind === 'postgres' && deps.db.url ? new PgSqlDatabase(deps.db.url, PUSH_DB_POOL) : new AppSqlDatabase(deps.db);
+  const repo = new PushRepository(sql);
   const push = new PushService({
     config: config.push,
     repo,
@@ -39,7 +44,10 @@ export function mountPush(config: Config, deps: AppDeps, delivery: Delivery, opt
     push,
     extensions: { routes: () => [...pushRoutes(push), ...turnRoutes(config.turn, () => deps.clock().getTime())] },
     start: () => push.start(),
-    close: () => push.close(),
+    async close() {
+      await push.close();
+      if (sql instanceof PgSqlDatabase) await sql.close();
+    },
   };
 }
 
