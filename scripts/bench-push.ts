@@ -98,6 +98,8 @@ interface Run {
   readonly pushesPerSecond: number;
   readonly received: number;
   readonly violations: number;
+  /** Lines of the server's log about pushes that failed (timeouts under load, refusals). */
+  readonly pushFailures: number;
 }
 
 async function run(push: boolean, service: PushServiceProcess): Promise<Run> {
@@ -167,6 +169,7 @@ async function run(push: boolean, service: PushServiceProcess): Promise<Run> {
       pushesPerSecond,
       received: service.received.length - before,
       violations: service.violations,
+      pushFailures: server.log.split('\n').filter((l) => l.includes('push failed')).length,
     };
   } finally {
     await server.kill('SIGTERM');
@@ -186,12 +189,13 @@ async function main(): Promise<void> {
     log(`wake-ups received: ${on.received} of ${DEVICES} (push service contract violations: ${on.violations})`);
     log(`wake-up latency, accepted send -> push service receipt: p50 ${f(pct(on.wakeLatencies, 50))} ms, p99 ${f(pct(on.wakeLatencies, 99))} ms`);
     log(`   of which the grace (time for a live stream to take it): ${GRACE_MS} ms; beyond it p50 ${f(pct(on.wakeLatencies, 50) - GRACE_MS)} ms, p99 ${f(pct(on.wakeLatencies, 99) - GRACE_MS)} ms`);
-    log(`pushes/s (first receipt to last): ${f(on.pushesPerSecond)}`);
+    log(`pushes/s (first receipt to last): ${f(on.pushesPerSecond)}; failed attempts logged by the server: ${on.pushFailures}`);
     log('');
     log('send path            sends/s   p50 ms   p99 ms');
     log(`push on          ${f(on.sendsPerSecond).padStart(11)} ${f(pct(on.sendLatencies, 50)).padStart(8)} ${f(pct(on.sendLatencies, 99)).padStart(8)}`);
     log(`push off         ${f(off.sendsPerSecond).padStart(11)} ${f(pct(off.sendLatencies, 50)).padStart(8)} ${f(pct(off.sendLatencies, 99)).padStart(8)}`);
     log(`push off received ${off.received} wake-ups (must be 0)`);
+    log(`load average at the end: ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')} on ${(await import('node:os')).cpus().length} cores (other work on a shared machine skews these figures)`);
   } finally {
     service.close();
   }

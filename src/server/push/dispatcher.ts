@@ -18,6 +18,9 @@ export const MAX_WAITING_NOTICES = 200_000;
 export const MAX_QUEUED_PUSHES = 20_000;
 /** Notices of commits within this long share one check (one statement instead of one per commit). */
 export const CHECK_BUCKET_MS = 100;
+/** Tries of one wake-up (a timeout, a 5xx or a 429 is tried again once, after RETRY_DELAY_MS). */
+export const MAX_PUSH_ATTEMPTS = 2;
+export const RETRY_DELAY_MS = 2000;
 /** Envelope ids looked up by one statement. */
 const IDS_PER_CHECK = 5_000;
 
@@ -44,6 +47,8 @@ export interface DispatcherDeps {
 interface Job {
   readonly reg: Registration;
   readonly wake: Wake;
+  /** Tries so far. */
+  readonly tries?: number;
 }
 
 export class PushDispatcher {
@@ -140,6 +145,15 @@ export class PushDispatcher {
       else if (outcome.kind === 'failed') {
         this.d.metrics.failed.inc(label);
         this.d.log('push failed', { provider: provider.name, kind: job.reg.kind, reason: outcome.reason });
+        const tries = (job.tries ?? 0) + 1;
+        if (tries < MAX_PUSH_ATTEMPTS && !this.closed) {
+          const t = setTimeout(() => {
+            this.timers.delete(t);
+            this.enqueue({ ...job, tries });
+            this.settleIfIdle();
+          }, RETRY_DELAY_MS);
+          this.timers.add(t);
+        }
       } else {
         this.d.metrics.failed.inc(label);
         if (await this.d.repo.removeDead(job.reg)) this.d.metrics.removed.inc(label);
