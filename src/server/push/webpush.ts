@@ -24,10 +24,31 @@ export interface WebPushOptions {
   readonly timeoutMs: number;
 }
 
+/** A VAPID JWT is signed for this long and reused (RFC 8292 allows up to 24 hours). */
+const VAPID_JWT_SECONDS = 12 * 3600;
+/** A cached JWT is replaced once less than this is left (s). */
+const VAPID_RENEW_SECONDS = 3600;
+/** Push service origins whose JWT is cached (there are few: one per browser vendor). */
+const MAX_VAPID_CACHE = 1000;
+
 export class WebPushProvider implements PushProvider {
   readonly name = 'webpush' as const;
+  /** Signing a JWT costs several times the payload encryption: one per push service origin, reused. */
+  private readonly vapidByOrigin = new Map<string, { authorization: string; exp: number }>();
 
   constructor(private readonly o: WebPushOptions) {}
+
+  private vapidAuthorization(endpoint: string): string {
+    const origin = new URL(endpoint).origin;
+    const now = Math.floor(Date.now() / 1000);
+    const hit = this.vapidByOrigin.get(origin);
+    if (hit && hit.exp - now > VAPID_RENEW_SECONDS) return hit.authorization;
+    const exp = now + VAPID_JWT_SECONDS;
+    const h = webpush.getVapidHeaders(origin, this.o.subject, this.o.vapid.publicKey, this.o.vapid.privateKey, 'aes128gcm', exp);
+    if (this.vapidByOrigin.size >= MAX_VAPID_CACHE) this.vapidByOrigin.clear();
+    this.vapidByOrigin.set(origin, { authorization: h.Authorization, exp });
+    return h.Authorization;
+  }
 
   async send(reg: Registration, wake: Wake): Promise<PushOutcome> {
     if (!reg.p256dh || !reg.auth) return { kind: 'gone', reason: 'no subscription keys' };
@@ -37,7 +58,7 @@ export class WebPushProvider implements PushProvider {
         { endpoint: reg.address, keys: { p256dh: reg.p256dh, auth: reg.auth } },
         JSON.stringify(wakePayload(wake)),
         {
-          vapidDetails: { subject: this.o.subject, publicKey: this.o.vapid.publicKey, privateKey: this.o.vapid.privateKey },
+          headers: { Authorization: this.vapidAuthorization(reg.address) },
           TTL: wake.urgent ? 60 : this.o.ttlSeconds,
           urgency: wake.urgent ? 'high' : 'normal',
           contentEncoding: 'aes128gcm',
