@@ -79,11 +79,6 @@ export class PushRepository {
     return rows.map(registration);
   }
 
-  /** Removes every registration of a removed device. */
-  async removeDevice(accountId: string, deviceId: number): Promise<void> {
-    await this.db.query(`DELETE FROM push_registrations WHERE account_id = $1 AND device_id = $2`, [accountId, deviceId]);
-  }
-
   /** The stored value of `name`, or `fresh` stored now when there is none (the first writer wins). */
   async serverKey(name: string, fresh: string): Promise<string> {
     await this.db.query(`INSERT INTO server_keys (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, [name, fresh]);
