@@ -4,6 +4,7 @@ import { loggableError } from './errors.js';
 import { createAppDeps, createLogger, openConfiguredDatabase, startServer } from './server.js';
 import { createMetrics, serveMetrics } from './metrics.js';
 import { mountDelivery } from './delivery/mount.js';
+import { mergeExtensions, mountPush } from './push/mount.js';
 
 let config: Config;
 try {
@@ -20,7 +21,9 @@ const log = createLogger(config.logLevel);
 const db = await openConfiguredDatabase(config, log);
 const deps = createAppDeps(config, db, log, { metrics: createMetrics({ processMetrics: true }) });
 const delivery = mountDelivery(config, deps);
-const server = await startServer({ config, deps, extensions: delivery.extensions });
+const push = mountPush(config, deps, delivery.delivery);
+const server = await startServer({ config, deps, extensions: mergeExtensions(delivery.extensions, push.extensions) });
+await push.start();
 await delivery.start(server);
 const metricsServer = config.metrics.listen ? await serveMetrics(deps.metrics.registry, config.metrics.listen) : null;
 if (config.metrics.listen) log.info({ metrics: `${config.metrics.listen.host}:${config.metrics.listen.port}` }, 'metrics listening');
@@ -34,6 +37,7 @@ async function stop(signal: string): Promise<void> {
   try {
     await delivery.close();
     metricsServer?.close();
+    await push.close();
     await server.close();
     await db.close();
     process.exit(0);

@@ -10,6 +10,11 @@ export interface Metrics {
   readonly delivery: DeliveryObserver;
   /** Where the gauges read their values at scrape time (set once delivery is built). */
   bindDelivery(source: DeliverySource): void;
+  /** Wake-ups: accepted by the push service, refused or unreachable, registrations removed, dropped at a bound. */
+  readonly pushSent: Counter<'provider'>;
+  readonly pushFailed: Counter<'provider'>;
+  readonly pushRemoved: Counter<'provider'>;
+  readonly pushDropped: Counter<'stage'>;
 }
 
 export interface DeliverySource {
@@ -76,6 +81,20 @@ export function createMetrics(opts: { processMetrics: boolean }): Metrics {
     bindDelivery(s) {
       source = s;
     },
+    pushSent: new Counter({ name: 'gchat_push_sent_total', help: 'wake-ups the push service accepted', labelNames: ['provider'], registers: [registry] }),
+    pushFailed: new Counter({
+      name: 'gchat_push_failed_total',
+      help: 'wake-ups the push service refused or that did not reach it',
+      labelNames: ['provider'],
+      registers: [registry],
+    }),
+    pushRemoved: new Counter({
+      name: 'gchat_push_registrations_removed_total',
+      help: 'registrations removed because the push service called them dead',
+      labelNames: ['provider'],
+      registers: [registry],
+    }),
+    pushDropped: new Counter({ name: 'gchat_push_dropped_total', help: 'wake-ups dropped at a bound', labelNames: ['stage'], registers: [registry] }),
   };
 }
 

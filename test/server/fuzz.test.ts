@@ -5,6 +5,7 @@
  * error format.
  */
 import fc from 'fast-check';
+import { createECDH } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { toBase64url as b64 } from '../../src/protocol/bytes.js';
 import { generateOneTimePrekeys, generatePqPrekey, generateSignedPrekey } from '../../src/protocol/keys.js';
@@ -65,6 +66,13 @@ await describeEachDatabase('generated input', (kind) => {
     valid['POST /v1/messages'] = { message_id: '0196f5a0-5c1e-7a3b-8c2d-d35335e0a478', recipient: 'bob', copies: [copy] };
     valid['POST /v1/messages/resend'] = { message_id: '0196f5a0-5c1e-7a3b-8c2d-d35335e0a478', recipient: 'bob', copy };
     valid['POST /v1/messages/ack'] = { ids: ['1', '2'] };
+    const ua = createECDH('prime256v1');
+    ua.generateKeys();
+    valid['PUT /v1/push/registrations'] = {
+      kind: 'webpush',
+      endpoint: 'https://push.example.org/wpush/v2/abc',
+      keys: { p256dh: ua.getPublicKey().toString('base64url'), auth: b64(systemRandom(16)) },
+    };
     valid['POST /v1/accounts/{username}/backup/recover'] = { password: alice.password };
     valid['POST /v1/accounts/{username}/bundles'] = { device_ids: [1, 2] };
     valid['POST /v1/accounts/{username}/devices/{deviceId}/keys'] = {

@@ -46,6 +46,10 @@ export const SendRequest = z
       .array(SealedCopy)
       .min(1)
       .describe('one per current device of the recipient and per other current device of the sender (at most GCHAT_MAX_COPIES, 413 past it)'),
+    urgent: z
+      .boolean()
+      .optional()
+      .describe('true for a call offer: offline devices get an immediate wake-up (an APNs VoIP push on iOS), never coalesced'),
   })
   .meta({ id: 'SendRequest' });
 export type SendRequest = z.infer<typeof SendRequest>;

@@ -59,6 +59,18 @@ export interface SendServiceDeps {
   readonly now: () => number;
   /** Called after each commit with the envelopes it queued, by device (the local stream hub). */
   readonly onCommitted: (byDevice: Map<DeviceRef, Envelope[]>) => void;
+  /** Called after each commit with what it queued, for wake-ups (push); must not block. */
+  readonly onQueued?: (queued: readonly QueuedNotice[]) => void;
+}
+
+/** One envelope a commit queued, as the wake-up side sees it: no body, no sender. */
+export interface QueuedNotice {
+  readonly device: DeviceRef;
+  /** The envelope's server id. */
+  readonly id: string;
+  readonly messageId: string;
+  /** The send asked for an urgent wake-up (a call offer). */
+  readonly urgent: boolean;
 }
 
 export class SendService {
@@ -155,6 +167,7 @@ export class SendService {
       // Lost: the same re-send committed first; the next round reads and answers its entry.
       if (!(await repo.writeResend(entry, env, this.deps.wakeBus.payloads([device.ref]), now))) continue;
       this.deps.onCommitted(new Map([[device.ref, [envelopeOf(env)]]]));
+      this.deps.onQueued?.([{ device: device.ref, id: env.id, messageId: env.messageId, urgent: false }]);
       return { kind: 'accepted', answer, replay: false };
     }
     throw new Error('resend: dedup entry not visible after retries');
@@ -331,19 +344,23 @@ export class SendService {
       }
     }
     const byDevice = new Map<DeviceRef, Envelope[]>();
+    const notices: QueuedNotice[] = [];
     for (const w of writes) {
       if (out[w.index]!.kind === 'failed') continue;
       if (!won.has(sendKey(w.send.senderDevice, w.send.messageId))) {
         out[w.index] = { kind: 'retry' };
         continue;
       }
+      const urgent = cmds[w.index]!.req.urgent === true;
       for (const e of w.envs) {
         const list = byDevice.get(e.device);
         if (list) list.push(envelopeOf(e));
         else byDevice.set(e.device, [envelopeOf(e)]);
+        notices.push({ device: e.device, id: e.id, messageId: e.messageId, urgent });
       }
     }
     if (byDevice.size > 0) this.deps.onCommitted(byDevice);
+    if (notices.length > 0) this.deps.onQueued?.(notices);
     return out;
   }
 }
