@@ -333,29 +333,31 @@ await describeEachDatabase('hostile probes', (kind) => {
     await drainAll();
   });
 
-  it('8. a copy whose type disagrees with its body, a wrong version byte or a too-short body is 400 and queues nothing', async () => {
+  it('8. a copy whose type disagrees with its body, a wrong version byte or a too-short body is refused (422, or 400 where the schema says so) and queues nothing', async () => {
     await drainAll();
     const before = await state();
     const bodyOf = (bytes: number[]) => Buffer.from(bytes).toString('base64url');
-    const cases: [number, string][] = [
-      [1, sealed('AAAA', 2)], // type 1, body says 2
-      [2, sealed('AAAA', 1)], // type 2, body says 1
-      [2, bodyOf([0x02, 0x02, ...new Array(80).fill(0)])], // version 2
-      [2, bodyOf([0x01, 0x02, ...new Array(20).fill(0)])], // shorter than a type 2 message
-      [1, bodyOf([0x01, 0x01, 0x00, 0x05, ...new Array(1300).fill(0)])], // shorter than a type 1 message
-      [2, ''],
-      [3, bodyOf([0x01, 0x03, ...new Array(80).fill(0)])], // no such type
+    // What the schema can say (type 1 or 2, a body of 2+ characters) is 400; a body that
+    // disagrees with its type is 422, like every refusal no schema can express.
+    const cases: [number, string, number, string][] = [
+      [1, sealed('AAAA', 2), 422, 'inconsistent_request'], // type 1, body says 2
+      [2, sealed('AAAA', 1), 422, 'inconsistent_request'], // type 2, body says 1
+      [2, bodyOf([0x02, 0x02, ...new Array(80).fill(0)]), 422, 'inconsistent_request'], // version 2
+      [2, bodyOf([0x01, 0x02, ...new Array(20).fill(0)]), 422, 'inconsistent_request'], // shorter than a type 2 message
+      [1, bodyOf([0x01, 0x01, 0x00, 0x05, ...new Array(1300).fill(0)]), 422, 'inconsistent_request'], // shorter than a type 1 message
+      [2, '', 400, 'invalid_request'],
+      [3, bodyOf([0x01, 0x03, ...new Array(80).fill(0)]), 400, 'invalid_request'], // no such type
     ];
-    for (const [type, body] of cases) {
+    for (const [type, body, status, code] of cases) {
       const req = makeSend(alice, 1, bob, 'AAAA');
       const r = await call(tokenOf(alice), 'POST', '/v1/messages', { ...req, copies: req.copies.map((c) => ({ ...c, type, body })) });
-      expectRefused(r, 400, 'invalid_request');
+      expectRefused(r, status, code);
     }
     const stream = await StreamClient.connect(server.port, tokenOf(alice));
     const req = makeSend(alice, 1, bob, 'AAAA');
     const r = await stream.send({ ...req, copies: req.copies.map((c) => ({ ...c, type: 1 })) });
-    expect(r.status).toBe(400);
-    expect(r.body).toMatchObject({ error: { code: 'invalid_request' } });
+    expect(r.status).toBe(422);
+    expect(r.body).toMatchObject({ error: { code: 'inconsistent_request' } });
     await stream.close();
     expect(await state()).toBe(before);
   });

@@ -148,7 +148,8 @@ export function mountRoutes(router: Router, routes: readonly AnyRoute[], deps: P
         inflate: false,
         ...(tooBig && {
           verify: (_req: unknown, _res: unknown, raw: Buffer) => {
-            if (tooBig(raw)) throw new ApiError('payload_too_large', 'more members than any valid body holds');
+            // A plain error with a status: body-parser sets fields on what verify throws.
+            if (tooBig(raw)) throw Object.assign(new Error('more members than any valid body holds'), { status: 413, type: 'entity.too.large' });
           },
         }),
       });
