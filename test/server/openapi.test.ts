@@ -69,6 +69,11 @@ const ROUTES = [
   'POST /v1/messages/ack',
   'POST /v1/messages/resend',
   'GET /v1/stream',
+  'GET /v1/push/vapid',
+  'PUT /v1/push/registrations',
+  'GET /v1/push/registrations',
+  'DELETE /v1/push/registrations/{kind}',
+  'GET /v1/turn',
 ];
 
 describe('OpenAPI document', () => {

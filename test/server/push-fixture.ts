@@ -1,4 +1,5 @@
 /** What the push tests share: a server with push on a test database, accounts, and raw sends. */
+import { sealed } from './delivery-fixture.js';
 import { randomBytes } from 'node:crypto';
 import { expect } from 'vitest';
 import { toBase64url as b64 } from '../../src/protocol/bytes.js';
@@ -21,7 +22,8 @@ export interface SentMessage {
 
 /** One send from `from`'s first device to every device of `to` (and `from`'s other devices). */
 export async function send(server: TestServer, from: ClientAccount, to: ClientAccount, opts: { urgent?: boolean } = {}): Promise<SentMessage> {
-  const body = randomBytes(96).toString('base64url');
+  // A well-formed SPEC §5 normal message (version 1, type 2) around random bytes: the server checks the head.
+  const body = sealed(randomBytes(96).toString('base64url'), 2);
   const messageId = newMessageId(Date.now(), systemRandom);
   const copies = [
     ...to.devices.map((d) => ({ user: to.username, device: d.deviceId, key: b64(d.ik.publicKey), type: 2, body })),
