@@ -4,5 +4,6 @@
  */
 import { AccountsDevicesKeys0000000000001 } from './0001-accounts-devices-keys.js';
 import { DeliveryQueues0000000000002 } from './0002-delivery-queues.js';
+import { PushRegistrations0000000000003 } from './0003-push-registrations.js';
 
-export const MIGRATIONS = [AccountsDevicesKeys0000000000001, DeliveryQueues0000000000002];
+export const MIGRATIONS = [AccountsDevicesKeys0000000000001, DeliveryQueues0000000000002, PushRegistrations0000000000003];

@@ -5,7 +5,7 @@
  */
 import { fromBase64url, toBase64url } from '../protocol/bytes.js';
 import { checkNewPassphrase, formatRecoveryCode, generateRecoveryCode, openBackup, sealBackup } from '../protocol/backup.js';
-import { type MessageId, isMessageId } from '../protocol/content.js';
+import { type IceCandidate, type MessageId, isMessageId } from '../protocol/content.js';
 import { generateSigningKeyPair, signDeviceCert } from '../protocol/keys.js';
 import { type CryptoProvider, type RandomSource, defaultCrypto, systemRandom } from '../protocol/primitives.js';
 import type { ProtocolContext } from '../protocol/session.js';
@@ -17,7 +17,7 @@ import { Mutex } from './mutex.js';
 import { Outbox } from './outbox.js';
 import { keys, type MessageRecord, type StoredContact, type StoredIdentity } from './state.js';
 import { type Json, type KeyValueStore, WriteBatch } from './storage.js';
-import { ApiRequestError, type FetchLike, GChatApi } from './transport/api.js';
+import { ApiRequestError, type FetchLike, GChatApi, type PushKind } from './transport/api.js';
 import { type ConnectionState, StreamConnection, type WebSocketFactory } from './transport/stream.js';
 import { runKeyUpkeep } from './upkeep.js';
 
@@ -284,6 +284,71 @@ export class GChatClient {
 
   async sendTyping(to: string, state: 'started' | 'stopped'): Promise<void> {
     await this.outbox.enqueue(to, { kind: 'typing', state }, true);
+  }
+
+  // ---- calls (SPEC §6 call kinds, end-to-end encrypted like every message) -----------------------
+
+  /** A fresh call id: 128 random bits, hex. */
+  newCallId(): string {
+    return Array.from(this.core.ctx.random(16), (b) => b.toString(16).padStart(2, '0')).join('');
+  }
+
+  /** Sends a call offer; marked urgent, so the server wakes `to`'s offline devices at once (VoIP push on iOS). */
+  sendCallOffer(to: string, callId: string, sdp: string): Promise<string> {
+    return this.outbox.enqueue(to, { kind: 'call-offer', call_id: callId, sdp }, true);
+  }
+
+  sendCallAnswer(to: string, callId: string, sdp: string): Promise<string> {
+    return this.outbox.enqueue(to, { kind: 'call-answer', call_id: callId, sdp }, true);
+  }
+
+  sendCallIce(to: string, callId: string, candidates: IceCandidate[]): Promise<string> {
+    return this.outbox.enqueue(to, { kind: 'call-ice', call_id: callId, candidates }, true);
+  }
+
+  sendCallHangup(to: string, callId: string, reason: 'hangup' | 'declined' | 'busy' | 'failed' = 'hangup'): Promise<string> {
+    return this.outbox.enqueue(to, { kind: 'call-hangup', call_id: callId, reason }, true);
+  }
+
+  /** ICE servers for RTCPeerConnection from the server's TURN credentials (null: it offers no relay). */
+  async iceServers(): Promise<{ urls: string[]; username: string; credential: string }[] | null> {
+    try {
+      const t = await this.core.api.turn();
+      return [{ urls: t.uris, username: t.username, credential: t.credential }];
+    } catch (e) {
+      if (e instanceof ApiRequestError && e.status === 404) return null;
+      throw e;
+    }
+  }
+
+  // ---- push registration (wake-ups carry no content: the device connects and reads its queue) -----
+
+  /** The server's VAPID key, for `PushManager.subscribe({ userVisibleOnly: true, applicationServerKey })`. */
+  vapidPublicKey(): Promise<string> {
+    return this.core.api.vapidPublicKey();
+  }
+
+  /** Registers a browser's PushSubscription (its `toJSON()`) for this device. */
+  registerWebPush(subscription: { endpoint: string; keys: { p256dh: string; auth: string } }): Promise<void> {
+    return this.core.api.registerPush({ kind: 'webpush', endpoint: subscription.endpoint, keys: { p256dh: subscription.keys.p256dh, auth: subscription.keys.auth } });
+  }
+
+  /** Registers an APNs device token (hex) of the app `bundle`; `voip`: the PushKit token, woken for call offers. */
+  registerApns(token: string, bundle: string, opts: { voip?: boolean } = {}): Promise<void> {
+    return this.core.api.registerPush({ kind: opts.voip ? 'apns-voip' : 'apns', token, bundle });
+  }
+
+  /** Registers an FCM registration token (Android). */
+  registerFcm(token: string): Promise<void> {
+    return this.core.api.registerPush({ kind: 'fcm', token });
+  }
+
+  pushRegistrations(): Promise<{ kind: PushKind; address: string; bundle: string | null }[]> {
+    return this.core.api.pushRegistrations();
+  }
+
+  unregisterPush(kind: PushKind): Promise<void> {
+    return this.core.api.unregisterPush(kind);
   }
 
   cancel(messageId: string): Promise<boolean> {

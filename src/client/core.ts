@@ -1,5 +1,6 @@
 /** What the client's parts share: storage, crypto context, the API, this device, one lock, events. */
 import { fromBase64url } from '../protocol/bytes.js';
+import type { IceCandidate } from '../protocol/content.js';
 import type { LocalDevice } from '../protocol/handshake.js';
 import type { ProtocolContext } from '../protocol/session.js';
 import { Emitter } from './events.js';
@@ -22,7 +23,25 @@ export interface IncomingMessage {
   editOf: string | null;
 }
 
+/** A call signal from a peer (or, `own`, from another of our devices: it answered or hung up elsewhere). */
+export type CallSignal = {
+  /** The other account of the call. */
+  peer: string;
+  /** The device that sent the signal. */
+  from: { user: string; device: number };
+  own: boolean;
+  callId: string;
+  messageId: string;
+  ts: number;
+} & (
+  | { kind: 'offer' | 'answer'; sdp: string }
+  | { kind: 'ice'; candidates: readonly IceCandidate[] }
+  | { kind: 'hangup'; reason: 'hangup' | 'declined' | 'busy' | 'failed' }
+);
+
 export interface ClientEvents {
+  /** Call signalling (SPEC §6 call kinds); offers older than a minute are dropped. */
+  call: (c: CallSignal) => void;
   message: (m: IncomingMessage) => void;
   status: (s: { messageId: string; conversation: string; status: MessageStatus; failure: string | null }) => void;
   typing: (t: { from: string; state: 'started' | 'stopped' }) => void;

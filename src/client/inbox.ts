@@ -9,13 +9,15 @@ import { type Content, type MessageId, isMessageId, parseContent } from '../prot
 import { ProtocolError } from '../protocol/errors.js';
 import { SESSION_RESET_INTERVAL_MS } from '../protocol/limits.js';
 import { decryptMessage, startSession } from '../protocol/session.js';
-import type { ClientCore, IncomingMessage } from './core.js';
+import type { CallSignal, ClientCore, IncomingMessage } from './core.js';
 import type { Directory } from './directory.js';
 import type { Outbox } from './outbox.js';
 import { keys, type MessageRecord, type MessageStatus } from './state.js';
 import { type Json, WriteBatch } from './storage.js';
 import type { Envelope } from './transport/api.js';
 
+/** Call offers older than this when they arrive are dropped (the caller has given up). */
+export const CALL_OFFER_FRESH_MS = 60_000;
 /** Typing notices older than this when they arrive are stale and dropped. */
 const TYPING_FRESH_MS = 60_000;
 const STATUS_ORDER: Record<MessageStatus, number> = { failed: -1, pending: 0, sent: 1, delivered: 2, read: 3 };
@@ -26,6 +28,22 @@ interface ResetState {
 }
 
 type Effect = () => void;
+
+type CallContent = Extract<Content, { kind: 'call-offer' | 'call-answer' | 'call-ice' | 'call-hangup' }>;
+
+function callSignal(env: Envelope, c: CallContent, peer: string, own: boolean): CallSignal {
+  const base = { peer, from: { user: env.sender, device: env.sender_device }, own, callId: c.call_id, messageId: c.id, ts: c.ts };
+  switch (c.kind) {
+    case 'call-offer':
+      return { ...base, kind: 'offer', sdp: c.sdp };
+    case 'call-answer':
+      return { ...base, kind: 'answer', sdp: c.sdp };
+    case 'call-ice':
+      return { ...base, kind: 'ice', candidates: c.candidates };
+    case 'call-hangup':
+      return { ...base, kind: 'hangup', reason: c.reason };
+  }
+}
 
 export class Inbox {
   constructor(
@@ -164,9 +182,16 @@ export class Inbox {
         }
         return null;
       }
-      default:
-        // Calls are handled by the call layer (a later issue); nothing to store.
+      case 'call-offer':
+      case 'call-answer':
+      case 'call-ice':
+      case 'call-hangup': {
+        const signal = callSignal(env, c, own ? (c.to ?? self.userId) : env.sender, own);
+        // A ringing phone for a call that ended long ago helps nobody.
+        if (c.kind === 'call-offer' && this.core.ctx.now() - c.ts > CALL_OFFER_FRESH_MS) return null;
+        effects.push(() => events.fire('call', signal));
         return null;
+      }
     }
   }
 

@@ -64,7 +64,7 @@ export class Outbox {
     const now = ctx.now();
     const messageId = newMessageId(now, ctx.random);
     const content = new TextDecoder().decode(serialiseContent({ ...body, id: messageId, ts: now } as ContentInput));
-    const entry: Entry = { messageId, recipient, content, createdAt: now, copies: [], attempts: 0, nextAttemptAt: 0, silent };
+    const entry: Entry = { messageId, recipient, content, createdAt: now, copies: [], attempts: 0, nextAttemptAt: 0, silent, ...(body.kind === 'call-offer' ? { urgent: true } : {}) };
     const ops: [string, Json][] = [[keys.outbox(messageId), entry as unknown as Json]];
     if (!silent) {
       const record: MessageRecord = {
@@ -164,7 +164,7 @@ export class Outbox {
       if (!entry.copies.length) entry = await this.seal(entry, await this.targets(entry.recipient));
       for (let round = 0; ; round++) {
         try {
-          const answer = await this.core.api.send(entry.messageId, entry.recipient, entry.copies);
+          const answer = await this.core.api.send(entry.messageId, entry.recipient, entry.copies, entry.urgent === true);
           await this.finish(entry, answer);
           return null;
         } catch (e) {

@@ -80,6 +80,8 @@ export interface OutboxEntry {
   attempts: number;
   /** Real-clock ms before which the next attempt waits (retry backoff; 0: now). */
   nextAttemptAt: number;
+  /** A call offer: the server wakes offline devices at once (absent: false). */
+  urgent?: boolean;
 }
 
 export interface MessageRecord {

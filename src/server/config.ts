@@ -59,6 +59,57 @@ export interface Config {
   readonly prekeyGcIntervalSeconds: number;
   /** The delivery model (Server II, src/server/delivery/limits.ts). */
   readonly delivery: DeliveryConfig;
+  /** Content-free wake-ups (Web Push, APNs, FCM). */
+  readonly push: PushConfig;
+  /** TURN relay credentials for calls (coturn's shared-secret REST scheme); null: not offered. */
+  readonly turn: TurnConfig | null;
+}
+
+export interface PushConfig {
+  /** false: no wake-ups at all (registrations are still accepted and kept). */
+  readonly enabled: boolean;
+  /** VAPID `sub` claim: a mailto: or https: URL where the push service can reach the operator. */
+  readonly vapidSubject: string;
+  /** Web Push endpoints over plain http are accepted (tests and development only). */
+  readonly allowHttpEndpoints: boolean;
+  /** A queued envelope not acked within this long counts as undelivered: its device gets a wake-up. */
+  readonly graceMs: number;
+  /** At most one (non-urgent) wake-up per device per this long. */
+  readonly coalesceMs: number;
+  /** TTL of a wake-up at the push service, in seconds. */
+  readonly ttlSeconds: number;
+  /** Timeout of one request to a push service. */
+  readonly timeoutMs: number;
+  /** Requests to push services in flight at once, per instance. */
+  readonly concurrency: number;
+  /** null: no APNs pushes (registrations are kept). */
+  readonly apns: ApnsConfig | null;
+  /** null: no FCM pushes. */
+  readonly fcm: FcmConfig | null;
+}
+
+export interface ApnsConfig {
+  /** The .p8 signing key file (token-based auth, ES256). */
+  readonly keyFile: string;
+  readonly keyId: string;
+  readonly teamId: string;
+  readonly host: string;
+  readonly port: number;
+  /** Extra CA (PEM file) to trust for the APNs host: a test server or a proxy. */
+  readonly caFile: string | null;
+}
+
+export interface FcmConfig {
+  /** The service-account JSON (client_email, private_key, token_uri, project_id). */
+  readonly serviceAccountFile: string;
+  /** Base URL of the FCM HTTP v1 API. */
+  readonly endpoint: string;
+}
+
+export interface TurnConfig {
+  readonly secret: string;
+  readonly urls: readonly string[];
+  readonly ttlSeconds: number;
 }
 
 export interface DeliveryConfig {
@@ -86,6 +137,14 @@ const int = (min: number, max: number) =>
     .regex(/^\d+$/, `must be a whole number in ${min}..${max}`)
     .transform(Number)
     .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
+
+const bool = z
+  .string()
+  .trim()
+  .regex(/^(true|false)$/, 'must be true or false')
+  .transform((s) => s === 'true');
+
+const optionalText = z.string().trim().min(1, 'must not be empty').optional();
 
 const rate = z
   .string()
@@ -141,13 +200,42 @@ const VARS = {
   GCHAT_MAX_PENDING_SENDS: { schema: int(1, 10_000_000), default: '20000' },
   GCHAT_DELIVERY_GC_INTERVAL_SECONDS: { schema: int(0, 86_400), default: '60' },
   GCHAT_DELIVERY_DB_POOL: { schema: int(1, 100), default: '4' },
+  GCHAT_PUSH: { schema: bool, default: 'true' },
+  GCHAT_VAPID_SUBJECT: {
+    schema: z.string().trim().regex(/^(mailto:\S+@\S+|https:\/\/\S+)$/, 'must be a mailto: or https: URL'),
+    default: 'mailto:admin@localhost',
+  },
+  GCHAT_WEBPUSH_ALLOW_HTTP: { schema: bool, default: 'false' },
+  GCHAT_PUSH_GRACE_MS: { schema: int(0, 60_000), default: '1000' },
+  GCHAT_PUSH_COALESCE_SECONDS: { schema: int(0, 3600), default: '5' },
+  GCHAT_PUSH_TTL_SECONDS: { schema: int(0, 28 * 86_400), default: '86400' },
+  GCHAT_PUSH_TIMEOUT_MS: { schema: int(100, 120_000), default: '10000' },
+  GCHAT_PUSH_CONCURRENCY: { schema: int(1, 1000), default: '32' },
+  GCHAT_APNS_KEY_FILE: { schema: optionalText, default: undefined },
+  GCHAT_APNS_KEY_ID: { schema: z.string().trim().regex(/^[A-Z0-9]{10}$/, 'must be the 10-character key id').optional(), default: undefined },
+  GCHAT_APNS_TEAM_ID: { schema: z.string().trim().regex(/^[A-Z0-9]{10}$/, 'must be the 10-character team id').optional(), default: undefined },
+  GCHAT_APNS_HOST: { schema: z.string().trim().min(1, 'must not be empty'), default: 'api.push.apple.com' },
+  GCHAT_APNS_PORT: { schema: int(1, 65535), default: '443' },
+  GCHAT_APNS_CA_FILE: { schema: optionalText, default: undefined },
+  GCHAT_FCM_SERVICE_ACCOUNT_FILE: { schema: optionalText, default: undefined },
+  GCHAT_FCM_ENDPOINT: { schema: z.string().trim().regex(/^https?:\/\/\S+$/, 'must be an http(s) URL'), default: 'https://fcm.googleapis.com' },
+  GCHAT_TURN_SECRET: { schema: z.string().min(16, 'must be at least 16 characters').optional(), default: undefined },
+  GCHAT_TURN_URLS: {
+    schema: z
+      .string()
+      .trim()
+      .transform((s) => s.split(',').map((u) => u.trim()).filter((u) => u.length > 0))
+      .pipe(z.array(z.string().regex(/^turns?:[^\s,]+$/, 'each must be a turn: or turns: URI'))),
+    default: '',
+  },
+  GCHAT_TURN_TTL_SECONDS: { schema: int(60, 7 * 86_400), default: '86400' },
 } as const;
 
 type Vars = typeof VARS;
 type Parsed = { [K in keyof Vars]: z.output<Vars[K]['schema']> };
 
 /** Variables whose value may hold a secret and is never echoed in an error. */
-const SECRET = new Set<string>(['DATABASE_URL']);
+const SECRET = new Set<string>(['DATABASE_URL', 'GCHAT_TURN_SECRET']);
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const problems: string[] = [];
@@ -166,6 +254,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const p = out as Parsed;
   if (problems.length === 0 && p.GCHAT_ARGON2_MEMORY_KIB < 8 * p.GCHAT_ARGON2_PARALLELISM) {
     problems.push('GCHAT_ARGON2_MEMORY_KIB: must be at least 8 x GCHAT_ARGON2_PARALLELISM');
+  }
+  if (problems.length === 0) {
+    const apns = [p.GCHAT_APNS_KEY_FILE, p.GCHAT_APNS_KEY_ID, p.GCHAT_APNS_TEAM_ID];
+    if (apns.some((v) => v !== undefined) && apns.some((v) => v === undefined))
+      problems.push('GCHAT_APNS_KEY_FILE, GCHAT_APNS_KEY_ID, GCHAT_APNS_TEAM_ID: set all three or none');
+    if ((p.GCHAT_TURN_SECRET === undefined) !== (p.GCHAT_TURN_URLS.length === 0))
+      problems.push('GCHAT_TURN_SECRET, GCHAT_TURN_URLS: set both or neither');
   }
   if (problems.length > 0) throw new ConfigError(problems);
   const dataDir = path.resolve(p.GCHAT_DATA_DIR);
@@ -206,6 +301,31 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       gcIntervalMs: p.GCHAT_DELIVERY_GC_INTERVAL_SECONDS * 1000,
       dbPool: p.GCHAT_DELIVERY_DB_POOL,
     },
+    push: {
+      enabled: p.GCHAT_PUSH,
+      vapidSubject: p.GCHAT_VAPID_SUBJECT,
+      allowHttpEndpoints: p.GCHAT_WEBPUSH_ALLOW_HTTP,
+      graceMs: p.GCHAT_PUSH_GRACE_MS,
+      coalesceMs: p.GCHAT_PUSH_COALESCE_SECONDS * 1000,
+      ttlSeconds: p.GCHAT_PUSH_TTL_SECONDS,
+      timeoutMs: p.GCHAT_PUSH_TIMEOUT_MS,
+      concurrency: p.GCHAT_PUSH_CONCURRENCY,
+      apns:
+        p.GCHAT_APNS_KEY_FILE && p.GCHAT_APNS_KEY_ID && p.GCHAT_APNS_TEAM_ID
+          ? {
+              keyFile: path.resolve(p.GCHAT_APNS_KEY_FILE),
+              keyId: p.GCHAT_APNS_KEY_ID,
+              teamId: p.GCHAT_APNS_TEAM_ID,
+              host: p.GCHAT_APNS_HOST,
+              port: p.GCHAT_APNS_PORT,
+              caFile: p.GCHAT_APNS_CA_FILE ? path.resolve(p.GCHAT_APNS_CA_FILE) : null,
+            }
+          : null,
+      fcm: p.GCHAT_FCM_SERVICE_ACCOUNT_FILE
+        ? { serviceAccountFile: path.resolve(p.GCHAT_FCM_SERVICE_ACCOUNT_FILE), endpoint: p.GCHAT_FCM_ENDPOINT.replace(/\/+$/, '') }
+        : null,
+    },
+    turn: p.GCHAT_TURN_SECRET ? { secret: p.GCHAT_TURN_SECRET, urls: p.GCHAT_TURN_URLS, ttlSeconds: p.GCHAT_TURN_TTL_SECONDS } : null,
   };
 }
 

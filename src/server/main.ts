@@ -4,6 +4,7 @@ import { loggableError } from './errors.js';
 import { createAppDeps, createLogger, openConfiguredDatabase, startServer } from './server.js';
 import { createMetrics } from './metrics.js';
 import { mountDelivery } from './delivery/mount.js';
+import { mergeExtensions, mountPush } from './push/mount.js';
 
 let config: Config;
 try {
@@ -20,7 +21,9 @@ const log = createLogger(config.logLevel);
 const db = await openConfiguredDatabase(config, log);
 const deps = createAppDeps(config, db, log, { metrics: createMetrics({ processMetrics: true }) });
 const delivery = mountDelivery(config, deps);
-const server = await startServer({ config, deps, extensions: delivery.extensions });
+const push = mountPush(config, deps, delivery.delivery);
+const server = await startServer({ config, deps, extensions: mergeExtensions(delivery.extensions, push.extensions) });
+await push.start();
 await delivery.start(server);
 log.info({ url: server.url, database: db.kind, dataDir: db.kind === 'pglite' ? config.dataDir : undefined }, 'GChat server listening');
 
@@ -31,6 +34,7 @@ async function stop(signal: string): Promise<void> {
   log.info({ signal }, 'stopping');
   try {
     await delivery.close();
+    await push.close();
     await server.close();
     await db.close();
     process.exit(0);

@@ -5,6 +5,11 @@ export interface Metrics {
   readonly registry: Registry;
   readonly httpRequests: Counter<'method' | 'route' | 'status'>;
   readonly httpDuration: Histogram<'method' | 'route'>;
+  /** Wake-ups: accepted by the push service, refused or unreachable, registrations removed, dropped at a bound. */
+  readonly pushSent: Counter<'provider'>;
+  readonly pushFailed: Counter<'provider'>;
+  readonly pushRemoved: Counter<'provider'>;
+  readonly pushDropped: Counter<'stage'>;
 }
 
 export function createMetrics(opts: { processMetrics: boolean }): Metrics {
@@ -25,5 +30,19 @@ export function createMetrics(opts: { processMetrics: boolean }): Metrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers: [registry],
     }),
+    pushSent: new Counter({ name: 'gchat_push_sent_total', help: 'wake-ups the push service accepted', labelNames: ['provider'], registers: [registry] }),
+    pushFailed: new Counter({
+      name: 'gchat_push_failed_total',
+      help: 'wake-ups the push service refused or that did not reach it',
+      labelNames: ['provider'],
+      registers: [registry],
+    }),
+    pushRemoved: new Counter({
+      name: 'gchat_push_registrations_removed_total',
+      help: 'registrations removed because the push service called them dead',
+      labelNames: ['provider'],
+      registers: [registry],
+    }),
+    pushDropped: new Counter({ name: 'gchat_push_dropped_total', help: 'wake-ups dropped at a bound', labelNames: ['stage'], registers: [registry] }),
   };
 }

@@ -3,6 +3,7 @@ import type { AppDeps, AppExtensions } from '../../src/server/app.js';
 import { loadConfig, type Config } from '../../src/server/config.js';
 import type { Database } from '../../src/server/db.js';
 import { mountDelivery } from '../../src/server/delivery/mount.js';
+import { mergeExtensions, mountPush, type MountedPush } from '../../src/server/push/mount.js';
 import { createAppDeps, createLogger, startServer, type RunningServer } from '../../src/server/server.js';
 
 /** Configuration for tests: port 0, loopback, Argon2id at its cheapest, generous rate limits. */
@@ -24,6 +25,8 @@ export function testConfig(env: Record<string, string> = {}): Config {
 }
 
 export interface TestServer extends RunningServer {
+  /** With `delivery`: the push side (wake-ups, registrations, TURN). */
+  readonly push: MountedPush | null;
   /** fetch against the server: `call('POST', '/v1/accounts', { body })`. */
   call(method: string, path: string, opts?: CallOptions): Promise<CallResult>;
 }
@@ -50,15 +53,19 @@ export async function startTestServer(
 ): Promise<TestServer> {
   const config = testConfig(opts.env);
   const deps = createAppDeps(config, db, createLogger(config.logLevel), opts.overrides);
-  // With `delivery`, the whole server as main.ts builds it: messages routes and the stream too.
+  // With `delivery`, the whole server as main.ts builds it: messages routes, the stream, push and TURN.
   const delivery = opts.delivery ? mountDelivery(config, deps) : null;
-  const extensions = delivery?.extensions ?? opts.extensions;
+  const push = delivery ? mountPush(config, deps, delivery.delivery) : null;
+  const extensions = delivery && push ? mergeExtensions(delivery.extensions, push.extensions) : opts.extensions;
   const server = await startServer({ config, deps, gc: false, ...(extensions ? { extensions } : {}) });
+  await push?.start();
   await delivery?.start(server);
   return {
     ...server,
+    push,
     async close(graceMs?: number) {
       await delivery?.close();
+      await push?.close();
       await server.close(graceMs ?? 1000);
     },
     async call(method, path, o = {}) {

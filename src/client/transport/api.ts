@@ -71,6 +71,22 @@ export interface Envelope {
   server_ts: number;
 }
 
+export type PushKind = 'webpush' | 'apns' | 'apns-voip' | 'fcm';
+
+/** A push registration as the server takes it. */
+export type PushRegistration =
+  | { kind: 'webpush'; endpoint: string; keys: { p256dh: string; auth: string } }
+  | { kind: 'apns' | 'apns-voip'; token: string; bundle: string }
+  | { kind: 'fcm'; token: string };
+
+export interface TurnCredentials {
+  username: string;
+  credential: string;
+  /** Seconds the credential stays valid. */
+  ttl: number;
+  uris: string[];
+}
+
 export type FetchLike = (url: string, init: { method: string; headers: Record<string, string>; body?: string; signal?: AbortSignal }) => Promise<{
   status: number;
   text(): Promise<string>;
@@ -220,9 +236,35 @@ export class GChatApi {
     };
   }
 
-  /** Sends one logical message; a 409 with `missing/extra/stale` is thrown as ApiRequestError with that body. */
-  async send(messageId: string, recipient: string, copies: SealedCopy[]): Promise<SendAnswer> {
-    return this.call<SendAnswer>('POST', '/v1/messages', { message_id: messageId, recipient, copies });
+  /**
+   * Sends one logical message; a 409 with `missing/extra/stale` is thrown as ApiRequestError with that body.
+   * `urgent` (call offers): offline devices get an immediate wake-up (an APNs VoIP push on iOS).
+   */
+  async send(messageId: string, recipient: string, copies: SealedCopy[], urgent = false): Promise<SendAnswer> {
+    return this.call<SendAnswer>('POST', '/v1/messages', { message_id: messageId, recipient, copies, ...(urgent ? { urgent: true } : {}) });
+  }
+
+  /** The server's VAPID public key (base64url), for PushManager.subscribe's applicationServerKey. */
+  async vapidPublicKey(): Promise<string> {
+    return (await this.call<{ public_key: string }>('GET', '/v1/push/vapid', undefined, false)).public_key;
+  }
+
+  /** Registers this device for wake-ups (one registration per kind; a new one replaces the old). */
+  async registerPush(registration: PushRegistration): Promise<void> {
+    await this.call('PUT', '/v1/push/registrations', registration);
+  }
+
+  async pushRegistrations(): Promise<{ kind: PushKind; address: string; bundle: string | null }[]> {
+    return (await this.call<{ registrations: { kind: PushKind; address: string; bundle: string | null }[] }>('GET', '/v1/push/registrations')).registrations;
+  }
+
+  async unregisterPush(kind: PushKind): Promise<void> {
+    await this.call('DELETE', `/v1/push/registrations/${encodeURIComponent(kind)}`);
+  }
+
+  /** Short-lived TURN credentials and URIs (404 not_found: the server offers no relay). */
+  async turn(): Promise<TurnCredentials> {
+    return this.call<TurnCredentials>('GET', '/v1/turn');
   }
 
   /** Sends an accepted message again to one device that could not read it (after its session-reset). */

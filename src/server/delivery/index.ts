@@ -7,7 +7,7 @@ import type { Server } from 'node:http';
 import { GroupCommit } from './group-commit.js';
 import { DEFAULT_LIMITS, type DeliveryLimits, GC_INTERVAL_MS, MAX_ACKS_PER_BATCH, maxFrameBytes } from './limits.js';
 import { type DeviceRef, QueueRepository } from './queue-repository.js';
-import { type Sender, SendService } from './send-service.js';
+import { type QueuedNotice, type Sender, SendService } from './send-service.js';
 import { type SqlDatabase, PgSqlDatabase } from './sql.js';
 import { StreamHub, type AckCommitter } from './stream-hub.js';
 import { StreamServer } from './stream-socket.js';
@@ -43,6 +43,8 @@ export interface Delivery {
   /** Routes `/v1/stream` upgrades of this http server to the stream. */
   attach(server: Server): void;
   gc(): Promise<GcReport>;
+  /** Adds a listener for what each commit queued (wake-ups); listeners must not block. */
+  onQueued(listener: (queued: readonly QueuedNotice[]) => void): void;
   /** A device was removed (after its removal committed): close its streams on every instance. */
   deviceRemoved(device: DeviceRef): Promise<void>;
   /** Graceful: refuse new streams, let waiting sends and acks commit, close the streams. */
@@ -59,12 +61,22 @@ export function createDelivery(deps: DeliveryDeps): Delivery {
   const hub = new StreamHub(repo, (err) => log('stream read failed', err));
   wakeBus.subscribe((w) => hub.wake(w));
 
+  const queuedListeners: ((queued: readonly QueuedNotice[]) => void)[] = [];
   const sends = new SendService({
     repo,
     wakeBus,
     limits,
     now,
     onCommitted: (byDevice) => hub.offer(byDevice),
+    onQueued: (queued) => {
+      for (const l of queuedListeners) {
+        try {
+          l(queued);
+        } catch (err) {
+          log('queued listener failed', err);
+        }
+      }
+    },
   });
 
   const ackBatcher = new GroupCommit<{ device: DeviceRef; ids: readonly string[] }, number>(
@@ -122,6 +134,9 @@ export function createDelivery(deps: DeliveryDeps): Delivery {
       stream.attach(server);
     },
     gc,
+    onQueued(listener) {
+      queuedListeners.push(listener);
+    },
     async deviceRemoved(device) {
       hub.kick(device);
       await wakeBus.removed([device]);
@@ -143,7 +158,7 @@ export function createDelivery(deps: DeliveryDeps): Delivery {
   };
 }
 
-export type { Sender, DeviceInfo } from './send-service.js';
+export type { Sender, DeviceInfo, QueuedNotice } from './send-service.js';
 export type { DeliveryLimits } from './limits.js';
 export { PgSqlDatabase, AppSqlDatabase } from './sql.js';
 export { asDeviceRef, type DeviceRef } from './queue-repository.js';

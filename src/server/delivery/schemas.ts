@@ -38,6 +38,10 @@ export const SendRequest = z.object({
   message_id: MessageId,
   recipient: z.string().min(1).max(256).describe('the account the message is for (may be the sender: note to self)'),
   copies: z.array(SealedCopy).min(1),
+  urgent: z
+    .boolean()
+    .optional()
+    .describe('true for a call offer: offline devices get an immediate wake-up (an APNs VoIP push on iOS), never coalesced'),
 }).meta({ id: 'SendRequest' });
 export type SendRequest = z.infer<typeof SendRequest>;
 

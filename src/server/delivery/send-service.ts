@@ -53,6 +53,18 @@ export interface SendServiceDeps {
   readonly now: () => number;
   /** Called after each commit with the envelopes it queued, by device (the local stream hub). */
   readonly onCommitted: (byDevice: Map<DeviceRef, Envelope[]>) => void;
+  /** Called after each commit with what it queued, for wake-ups (push); must not block. */
+  readonly onQueued?: (queued: readonly QueuedNotice[]) => void;
+}
+
+/** One envelope a commit queued, as the wake-up side sees it: no body, no sender. */
+export interface QueuedNotice {
+  readonly device: DeviceRef;
+  /** The envelope's server id. */
+  readonly id: string;
+  readonly messageId: string;
+  /** The send asked for an urgent wake-up (a call offer). */
+  readonly urgent: boolean;
 }
 
 export class SendService {
@@ -132,6 +144,7 @@ export class SendService {
     };
     await repo.insertEnvelopes([env], this.deps.wakeBus.payloads([device.ref]));
     this.deps.onCommitted(new Map([[device.ref, [envelopeOf(env)]]]));
+    this.deps.onQueued?.([{ device: device.ref, id: env.id, messageId: env.messageId, urgent: false }]);
     return { kind: 'accepted', answer: { message_id: req.message_id, server_ts: now, envelopes: [{ user: copy.user, device: copy.device, id: env.id }] }, replay: false };
   }
 
@@ -268,13 +281,18 @@ export class SendService {
       const c = cmds[i]!;
       if (!won.has(sendKey(c.sender.deviceRef, c.req.message_id))) out[i] = { kind: 'retry' };
     }
+    const urgent = new Set(accepted.filter((i) => cmds[i]!.req.urgent === true).map((i) => sendKey(cmds[i]!.sender.deviceRef, cmds[i]!.req.message_id)));
+    const notices: QueuedNotice[] = [];
     for (const e of envs) {
-      if (!won.has(sendKey(e.senderRef, e.messageId))) continue;
+      const key = sendKey(e.senderRef, e.messageId);
+      if (!won.has(key)) continue;
       const list = byDevice.get(e.device);
       if (list) list.push(envelopeOf(e));
       else byDevice.set(e.device, [envelopeOf(e)]);
+      notices.push({ device: e.device, id: e.id, messageId: e.messageId, urgent: urgent.has(key) });
     }
     if (byDevice.size > 0) this.deps.onCommitted(byDevice);
+    if (notices.length > 0) this.deps.onQueued?.(notices);
     return out;
   }
 }
