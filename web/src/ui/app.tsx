@@ -1,5 +1,6 @@
 /** The app: onboarding until this browser holds a device, then the messenger (list + chat + panels). */
 import { useEffect, useState } from 'preact/hooks';
+import { CallLayer } from '../calls/call-ui.js';
 import { Engine } from '../engine.js';
 import { ChatView } from './chat.js';
 import { DevicesPanel } from './devices.js';
@@ -79,6 +80,7 @@ function Messenger({ engine }: { engine: Engine }) {
       {panel?.kind === 'safety' && <SafetyPanel engine={engine} userId={panel.userId} onClose={() => setPanel(null)} />}
       {panel?.kind === 'devices' && <DevicesPanel engine={engine} onClose={() => setPanel(null)} />}
       {panel?.kind === 'settings' && <SettingsPanel engine={engine} onClose={() => setPanel(null)} />}
+      <CallLayer engine={engine} />
     </div>
   );
 }
