@@ -2,6 +2,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { CallLayer } from '../calls/call-ui.js';
 import { Engine } from '../engine.js';
+import { syncPushSubscription } from '../notifications.js';
 import { ChatView } from './chat.js';
 import { DevicesPanel } from './devices.js';
 import { Onboarding, RecoveryCode } from './onboarding.js';
@@ -48,6 +49,9 @@ function Messenger({ engine }: { engine: Engine }) {
     const t = setTimeout(() => void engine.stillRegistered().then((ok) => setRemoved(!ok)), 3000);
     return () => clearTimeout(t);
   }, [engine.connection]);
+
+  // Keep this device's push subscription registered (it expires and rotates).
+  useEffect(() => void syncPushSubscription((sub) => engine.client.registerWebPush(sub)), [engine]);
 
   useEffect(() => {
     document.title = open ? `${open} · GChat` : 'GChat';
