@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
 import { type Coturn, coturnMissing, startCoturn } from '../helpers/coturn.js';
-import { RESULTS, openApp, openChat, signUp, startWebBench, uniq, webTestsCanRun, type WebBench } from './harness.js';
+import { RESULTS, axeViolations, openApp, openChat, signUp, startWebBench, uniq, webTestsCanRun, type WebBench } from './harness.js';
 
 const run = (await webTestsCanRun()) && coturnMissing() === null;
 const FAKE_MEDIA = ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--autoplay-policy=no-user-gesture-required'];
@@ -64,6 +64,7 @@ describe.runIf(run)('web client: audio calls through coturn', () => {
     expect(await stateOf(alice)).toBe('ringing');
     expect(await alice.getByTestId('call-status').textContent()).toBe('Ringing…');
     await bob.screenshot({ path: join(RESULTS, 'web-call-incoming.png') });
+    expect(await axeViolations(bob)).toEqual([]);
 
     await incoming.getByRole('button', { name: 'Accept' }).click();
     for (const p of [alice, bob]) await expect.poll(() => stateOf(p), { timeout: 60_000 }).toBe('connected');
@@ -80,6 +81,7 @@ describe.runIf(run)('web client: audio calls through coturn', () => {
     expect(await alice.getByTestId('call-route').textContent()).toContain('Relayed (TURN)');
     await expect.poll(() => alice.getByTestId('call-status').textContent(), { timeout: 10_000 }).toMatch(/^0:0[1-9]/);
     await bob.screenshot({ path: join(RESULTS, 'web-call-in-call.png') });
+    expect(await axeViolations(alice)).toEqual([]);
 
     await alice.getByRole('button', { name: 'Hang up' }).click();
     for (const p of [alice, bob]) {
