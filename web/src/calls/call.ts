@@ -9,6 +9,9 @@ import type { IceCandidate } from '../../../src/protocol/content.js';
 import { ICE_BATCH_MS, RELAY_TIMEOUT_MS, RING_TIMEOUT_MS, directTimeoutMs, relayOnlyForced } from './options.js';
 import { readCallStats, type CallStats } from './stats.js';
 
+/** Remote candidates of a generation not yet described, kept at most. */
+const MAX_PENDING_CANDIDATES = 100;
+
 export type CallState = 'ringing' | 'connecting' | 'connected' | 'ended';
 export type EndReason = 'hangup' | 'declined' | 'busy' | 'failed' | 'no-answer' | 'elsewhere' | 'no-microphone';
 
@@ -195,12 +198,19 @@ export class Call {
     if (batch.length && this.state !== 'ended') void this.sig.sendCallIce(this.peer, this.id, batch).catch(() => undefined);
   }
 
+  /**
+   * Adds the peer's candidates once their ICE generation's description is in: after an ICE restart
+   * the new generation's candidates can come before the new offer or answer (they are kept until
+   * it is), and candidates of an old generation are dropped.
+   */
   private async flushRemote(): Promise<void> {
     const pc = this.pc;
     if (!pc?.remoteDescription || this.peerDevice === null) return;
-    const ready = this.pendingRemote.filter((p) => p.device === this.peerDevice);
-    this.pendingRemote = [];
-    for (const { c } of ready) await pc.addIceCandidate(c).catch(() => undefined); // a candidate of an old ICE generation
+    const ufrag = /a=ice-ufrag:(\S+)/.exec(pc.remoteDescription.sdp)?.[1];
+    const mine = this.pendingRemote.filter((p) => p.device === this.peerDevice);
+    const ready = mine.filter((p) => !p.c.usernameFragment || p.c.usernameFragment === ufrag);
+    this.pendingRemote = mine.filter((p) => !ready.includes(p)).slice(-MAX_PENDING_CANDIDATES);
+    for (const { c } of ready) await pc.addIceCandidate(c).catch(() => undefined);
   }
 
   private onConnected(): void {
