@@ -101,4 +101,23 @@ describe.runIf(run)('web client: audio calls through coturn', () => {
     expect(await stateOf(alice)).toBe('ended');
     for (const p of [alice, bob]) await card(p).waitFor({ state: 'detached', timeout: 30_000 });
   });
+
+  it('retries relay-only when the direct connection does not come up in time, and connects through the relay', async () => {
+    // No forced relay this time; Alice's app gives the direct attempt 1 ms, so it never comes up
+    // in time and the caller starts over relay-only, on both sides.
+    await alice.goto(`${bench.url}?directTimeoutMs=1`);
+    await bob.goto(bench.url);
+    await openChat(alice, bobName);
+    await alice.getByRole('button', { name: `Call ${bobName}` }).click();
+    const incoming = bob.getByRole('alertdialog', { name: aliceName });
+    await incoming.waitFor({ timeout: 60_000 });
+    await incoming.getByRole('button', { name: 'Accept' }).click();
+    for (const p of [alice, bob]) await expect.poll(() => stateOf(p), { timeout: 60_000 }).toBe('connected');
+    for (const p of [alice, bob]) {
+      await expect.poll(async () => (await route(p))?.route, { timeout: 30_000 }).toBe('relay');
+      await expect.poll(async () => { const r = await route(p); return !!r && r.sent > 2000 && r.received > 2000; }, { timeout: 30_000 }).toBe(true);
+    }
+    await alice.getByRole('button', { name: 'Hang up' }).click();
+    for (const p of [alice, bob]) await expect.poll(() => stateOf(p), { timeout: 60_000 }).toBe('ended');
+  });
 });

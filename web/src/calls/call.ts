@@ -50,6 +50,7 @@ export class Call {
   private peerDevice: number | null;
   private pc: RTCPeerConnection | null = null;
   private mic: MediaStream | null = null;
+  private iceServers: RTCIceServer[] = [];
   private readonly audio = new Audio();
   private remoteOffer: string | null;
   /** Remote candidates that came before the remote description (or before we accepted). */
@@ -137,8 +138,13 @@ export class Call {
       case 'answer':
         return this.onAnswer(s.sdp, s.from.device);
       case 'offer':
-        // The caller restarted ICE (its relay-only retry): answer the new offer.
-        if (this.direction === 'incoming' && this.state !== 'ringing' && this.pc) await this.answer(s.sdp);
+        // The caller's relay-only retry: a fresh connection on this side too, relay-only, answering the new offer.
+        if (this.direction === 'incoming' && this.state !== 'ringing' && this.pc) {
+          this.relayOnly = true;
+          this.changed();
+          this.connect();
+          await this.answer(s.sdp);
+        }
         return;
       case 'ice':
         for (const c of s.candidates) this.pendingRemote.push({ device: s.from.device, c });
@@ -164,20 +170,32 @@ export class Call {
   private async open(): Promise<void> {
     this.mic = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
     if (this.state === 'ended') return this.release();
-    const servers = (await this.sig.iceServers().catch(() => null)) ?? [];
-    const pc = new RTCPeerConnection({ iceServers: servers, iceTransportPolicy: this.relayOnly ? 'relay' : 'all' });
+    this.iceServers = (await this.sig.iceServers().catch(() => null)) ?? [];
+    this.connect();
+  }
+
+  /**
+   * A new peer connection with the current policy, replacing any earlier one: the relay-only retry
+   * starts over rather than restarting ICE on a connection whose direct pair may still win.
+   */
+  private connect(): void {
+    this.pc?.close();
+    this.outgoingIce = [];
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers, iceTransportPolicy: this.relayOnly ? 'relay' : 'all' });
     this.pc = pc;
+    if (!this.mic) return;
     for (const t of this.mic.getAudioTracks()) pc.addTrack(t, this.mic);
     pc.ontrack = (ev) => {
       this.audio.srcObject = ev.streams[0] ?? new MediaStream([ev.track]);
       void this.audio.play().catch(() => undefined);
     };
     pc.onicecandidate = (ev) => {
-      if (!ev.candidate) return;
+      if (!ev.candidate || this.pc !== pc) return;
       this.outgoingIce.push(ev.candidate.toJSON() as IceCandidate);
       this.iceTimer ??= setTimeout(() => this.sendIce(), ICE_BATCH_MS);
     };
     pc.onconnectionstatechange = () => {
+      if (this.pc !== pc) return; // a connection replaced by the relay-only retry
       if (pc.connectionState === 'connected') this.onConnected();
       else if (pc.connectionState === 'failed' && this.state !== 'ended') void this.noConnection();
     };
@@ -230,9 +248,10 @@ export class Call {
       this.relayOnly = true;
       this.changed();
       this.setTimer(RELAY_TIMEOUT_MS, () => this.finish('failed', 'failed'));
-      pc.setConfiguration({ ...pc.getConfiguration(), iceTransportPolicy: 'relay' });
-      const offer = await pc.createOffer({ iceRestart: true });
-      await pc.setLocalDescription(offer);
+      this.connect();
+      const fresh = this.pc!;
+      const offer = await fresh.createOffer();
+      await fresh.setLocalDescription(offer);
       await this.sig.sendCallOffer(this.peer, this.id, offer.sdp!);
       return;
     }
