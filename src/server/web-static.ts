@@ -38,7 +38,8 @@ function securityHeaders(): RequestHandler {
       'X-Content-Type-Options': 'nosniff',
       'Referrer-Policy': 'no-referrer',
       'Cross-Origin-Opener-Policy': 'same-origin',
-      'Permissions-Policy': 'camera=(), microphone=(), geolocation=()',
+      // Calls need the microphone (this origin only); nothing else does.
+      'Permissions-Policy': 'camera=(), microphone=(self), geolocation=()',
     });
     next();
   };

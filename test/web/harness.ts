@@ -56,12 +56,13 @@ export interface WebBench {
   close(): Promise<void>;
 }
 
-export async function startWebBench(prefix: string): Promise<WebBench> {
+/** `env`: server configuration (e.g. TURN); `args`: extra Chromium switches (e.g. fake media devices). */
+export async function startWebBench(prefix: string, opts: { env?: Record<string, string>; args?: string[] } = {}): Promise<WebBench> {
   await ensureBuilt();
   const database = await freshDatabase(prefix);
   const db = await openDatabase({ kind: 'postgres', url: database.url, poolSize: 4 });
-  const server = await startTestServer(db, { delivery: true });
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  const server = await startTestServer(db, { delivery: true, ...(opts.env ? { env: opts.env } : {}) });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', ...(opts.args ?? [])] });
   mkdirSync(RESULTS, { recursive: true });
   return {
     server,

@@ -50,25 +50,46 @@ self.addEventListener('fetch', (ev) => {
   }
 });
 
-/** Shows a notification that says nothing about the message: no sender, no text. */
-async function showContentFree(): Promise<void> {
+/**
+ * Shows a notification that says nothing about the message: no sender, no text. The payload (the
+ * server's `{ v, kind }`) picks only between two fixed texts; anything else in it is ignored.
+ * Chrome requires a notification for every push (userVisibleOnly); the server pushes only to a
+ * device without a live connection, so a visible tab seldom sees one; then it is silent.
+ */
+async function showContentFree(kind: 'wake' | 'call'): Promise<void> {
   const open = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
-  if (open.some((c) => (c as WindowClient).visibilityState === 'visible')) return;
-  await self.registration.showNotification('GChat', { body: 'New message', tag: 'gchat-new-message', icon: '/icons/icon-192.png' });
+  const visible = open.some((c) => (c as WindowClient).visibilityState === 'visible');
+  await self.registration.showNotification('GChat', {
+    body: kind === 'call' ? 'Incoming call' : 'New message',
+    tag: kind === 'call' ? 'gchat-call' : 'gchat-new-message',
+    icon: '/icons/icon-192.png',
+    silent: visible,
+  });
 }
 
-self.addEventListener('push', (ev) => ev.waitUntil(showContentFree()));
+function pushKind(ev: PushEvent): 'wake' | 'call' {
+  try {
+    return (ev.data?.json() as { kind?: unknown } | undefined)?.kind === 'call' ? 'call' : 'wake';
+  } catch {
+    return 'wake';
+  }
+}
+
+self.addEventListener('push', (ev) => ev.waitUntil(showContentFree(pushKind(ev))));
 
 self.addEventListener('message', (ev) => {
   if ((ev.data as { t?: string } | null)?.t === 'test-notification') ev.waitUntil(self.registration.showNotification('GChat', { body: 'Notifications are on', tag: 'gchat-test' }));
 });
 
+/** A click brings GChat's window forward, or opens one at the app (the notification names no conversation). */
+async function focusOrOpenApp(): Promise<void> {
+  const list = (await self.clients.matchAll({ type: 'window', includeUncontrolled: true })) as WindowClient[];
+  const tab = list.find((c) => new URL(c.url).origin === self.location.origin);
+  if (tab) await tab.focus();
+  else await self.clients.openWindow('/');
+}
+
 self.addEventListener('notificationclick', (ev) => {
   ev.notification.close();
-  ev.waitUntil(
-    self.clients.matchAll({ type: 'window' }).then((list) => {
-      const tab = list[0] as WindowClient | undefined;
-      return tab ? tab.focus() : self.clients.openWindow('/');
-    }),
-  );
+  ev.waitUntil(focusOrOpenApp());
 });

@@ -1,6 +1,8 @@
 /** The app: onboarding until this browser holds a device, then the messenger (list + chat + panels). */
 import { useEffect, useState } from 'preact/hooks';
+import { CallLayer } from '../calls/call-ui.js';
 import { Engine } from '../engine.js';
+import { syncPushSubscription } from '../notifications.js';
 import { ChatView } from './chat.js';
 import { DevicesPanel } from './devices.js';
 import { Onboarding, RecoveryCode } from './onboarding.js';
@@ -48,6 +50,9 @@ function Messenger({ engine }: { engine: Engine }) {
     return () => clearTimeout(t);
   }, [engine.connection]);
 
+  // Keep this device's push subscription registered (it expires and rotates).
+  useEffect(() => void syncPushSubscription((sub) => engine.client.registerWebPush(sub)), [engine]);
+
   useEffect(() => {
     document.title = open ? `${open} · GChat` : 'GChat';
   }, [open]);
@@ -79,6 +84,7 @@ function Messenger({ engine }: { engine: Engine }) {
       {panel?.kind === 'safety' && <SafetyPanel engine={engine} userId={panel.userId} onClose={() => setPanel(null)} />}
       {panel?.kind === 'devices' && <DevicesPanel engine={engine} onClose={() => setPanel(null)} />}
       {panel?.kind === 'settings' && <SettingsPanel engine={engine} onClose={() => setPanel(null)} />}
+      <CallLayer engine={engine} />
     </div>
   );
 }

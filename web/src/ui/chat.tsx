@@ -1,5 +1,6 @@
 /** One conversation: messages with ticks and timestamps, reply and edit, typing, and the key-change block. */
 import { useEffect, useRef, useState } from 'preact/hooks';
+import { CallButton } from '../calls/call-ui.js';
 import type { Engine } from '../engine.js';
 import { formatTime, type ChatMessage } from '../model.js';
 import { Avatar } from './avatar.js';
@@ -103,6 +104,7 @@ export function ChatView(props: { engine: Engine; userId: string; onBack: () => 
             {typing ? <span class="typing">typing<span class="typing-dots" aria-hidden="true"><i /><i /><i /></span></span> : contact?.verified && !keyChanged ? 'Verified contact' : 'End-to-end encrypted'}
           </p>
         </div>
+        <CallButton engine={engine} userId={userId} disabled={keyChanged} />
         <button class="secondary small" onClick={props.onSafety}>
           Safety number
         </button>

@@ -10,6 +10,7 @@ const TEXT: Record<NotificationState, string> = {
   denied: 'Blocked in this browser’s site settings.',
   off: 'Off.',
   on: 'On. Notifications never show who wrote or what: only that a message arrived.',
+  'on-no-push': 'Allowed, but this browser could not subscribe to push messages, so GChat cannot wake it while it is closed.',
 };
 
 export function SettingsPanel(props: { engine: Engine; onClose: () => void }) {
@@ -20,9 +21,9 @@ export function SettingsPanel(props: { engine: Engine; onClose: () => void }) {
       <section class="setting">
         <h3>Notifications</h3>
         <p data-testid="notification-state" data-state={state ?? ''}>{state ? TEXT[state] : 'Checking…'}</p>
-        {state === 'off' && (
-          <button class="primary" onClick={() => void enableNotifications().then(setState)}>
-            Turn on notifications
+        {(state === 'off' || state === 'on-no-push') && (
+          <button class="primary" onClick={() => void enableNotifications((sub) => props.engine.client.registerWebPush(sub)).then(setState)}>
+            {state === 'off' ? 'Turn on notifications' : 'Try again'}
           </button>
         )}
       </section>
