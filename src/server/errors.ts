@@ -25,6 +25,7 @@ export const ERRORS = {
   unsupported_media_type: { status: 415, about: 'a body that is not application/json' },
   bad_signature: { status: 422, about: 'a DeviceCert, SPK or PQPK signature does not verify' },
   bad_key: { status: 422, about: 'a public key is not a valid key of its kind' },
+  bad_endpoint: { status: 422, about: 'a Web Push endpoint that is not an https URL (http only where allowed) or that carries credentials' },
   inconsistent_request: {
     status: 422,
     about: 'the request matches the schema but its parts disagree (e.g. two copies for one device, a copy for neither party, ids repeated, no last-resort PQPK)',

@@ -28,7 +28,7 @@ export function pushRoutes(push: PushService): AnyRoute[] {
       auth: true,
       body: PushRegistrationIn,
       success: { status: 204, description: 'registered' },
-      errors: [],
+      errors: ['bad_endpoint', 'bad_key'],
       handler: async ({ body, auth }) => {
         await push.register(auth, body);
       },

@@ -3,6 +3,7 @@
  * start, stored in the database so every instance shares them), the providers that are
  * configured, and the dispatcher that turns queued envelopes into wake-ups.
  */
+import { isP256Point } from './schemas.js';
 import type { PushConfig } from '../config.js';
 import { ApiError } from '../errors.js';
 import type { AuthContext } from '../services/deps.js';
@@ -77,11 +78,12 @@ export class PushService {
       try {
         url = new URL(r.endpoint);
       } catch {
-        throw new ApiError('invalid_request', 'endpoint: not a URL');
+        throw new ApiError('bad_endpoint', 'endpoint: not a URL');
       }
       const schemes = this.d.config.allowHttpEndpoints ? ['https:', 'http:'] : ['https:'];
-      if (!schemes.includes(url.protocol)) throw new ApiError('invalid_request', `endpoint: must be an ${schemes.join(' or ')} URL`);
-      if (url.username || url.password) throw new ApiError('invalid_request', 'endpoint: must not carry credentials');
+      if (!schemes.includes(url.protocol)) throw new ApiError('bad_endpoint', `endpoint: must be an ${schemes.join(' or ')} URL`);
+      if (url.username || url.password) throw new ApiError('bad_endpoint', 'endpoint: must not carry credentials');
+      if (!isP256Point(r.keys.p256dh)) throw new ApiError('bad_key', 'keys.p256dh: not an uncompressed P-256 public key');
       reg = { ...base, kind: 'webpush', address: url.toString(), p256dh: r.keys.p256dh, auth: r.keys.auth, bundle: null };
     } else if (r.kind === 'fcm') {
       reg = { ...base, kind: 'fcm', address: r.token, p256dh: null, auth: null, bundle: null };
