@@ -5,7 +5,26 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
  * files first, which leaves these small files to run alone at the end; started first, they run
  * beside the short ones. With durations cached (a developer's machine) the base order stands.
  */
-const LONG = ['client/chaos', 'client/client', 'client/cli', 'client/offline', 'server/refusals', 'web/devices', 'web/safety', 'web/messaging'].map((f) => `/test/${f}.test.ts`);
+const LONG = [
+  'bridge/encrypted-dm',
+  'client/chaos',
+  'client/cli',
+  'bridge/plain-dm',
+  'server/schemathesis',
+  'server/abuse-budgets',
+  'server/delivery-crash',
+  'client/client',
+  'server/probes',
+  'bridge/durable-idb-crash',
+  'server/refusals',
+  'client/offline',
+  'server/deploy-nginx',
+  'server/operations',
+  'web/devices',
+  'web/safety',
+  'web/messaging',
+  'web/calls',
+].map((f) => `/test/${f}.test.ts`);
 
 export default class LongFirstSequencer extends BaseSequencer {
   override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
