@@ -52,8 +52,8 @@ export class AbuseTally {
     return s.length === 0 ? NaN : s[Math.floor((s.length - 1) / 2)]!;
   }
 
-  figure(name: string): string {
-    return `abuse(${name}): ${this.requests} requests, ${this.client4xx} 4xx, ${this.server5xx} 5xx, ${this.closed} closed without an answer, honest client round-trip p50 ${this.p50().toFixed(0)} ms during abuse (${this.roundTrips.length} round trips)`;
+  figure(name: string, when: 'during' | 'between' = 'during'): string {
+    return `abuse(${name}): ${this.requests} requests, ${this.client4xx} 4xx, ${this.server5xx} 5xx, ${this.closed} closed without an answer, honest client round-trip p50 ${this.p50().toFixed(0)} ms ${when} abuse (${this.roundTrips.length} round trips)`;
   }
 }
 

@@ -223,6 +223,6 @@ await describeEachDatabase('abuse: every route times every identity', (kind) => 
     expect((own.json as { envelopes: { id: string }[] }).envelopes.map((e) => e.id)).toEqual(expect.arrayContaining(victimEnvelopeIds));
     await pair.roundTrip(tally);
     expect(tally.server5xx, tally.fiveHundreds.join('\n')).toBe(0);
-    console.log(`${tally.figure(`routes ${kind}`)}`);
+    console.log(`${tally.figure(`routes ${kind}`, 'between')}`);
   });
 });
