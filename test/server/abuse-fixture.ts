@@ -199,6 +199,22 @@ export async function expectServing(server: TestServer): Promise<void> {
   expect(r.status).toBe(200);
 }
 
+/**
+ * Waits until the tables stop changing (two equal digests 500 ms apart): the honest pair's receipts
+ * and acks trail its round trip, and would otherwise show in the next comparison.
+ */
+export async function settle(db: Database, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = JSON.stringify(await snapshotAll(db));
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 500));
+    const now = JSON.stringify(await snapshotAll(db));
+    if (now === last) return;
+    if (Date.now() > deadline) throw new Error('the tables kept changing');
+    last = now;
+  }
+}
+
 /** The tables whose digests differ. */
 export function changedTables(before: Record<string, string>, after: Record<string, string>): string[] {
   return [...new Set([...Object.keys(before), ...Object.keys(after)])].filter((k) => before[k] !== after[k]);

@@ -15,7 +15,7 @@ import { systemRandom } from '../../src/protocol/primitives.js';
 import { addDevice, crypto, newDeviceJson, newDeviceKeys, opkJson, registerAccount, registerBody, type ClientAccount } from '../helpers/accounts.js';
 import { describeEachDatabase, openTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { AbuseTally, changedTables, HonestPair, expectErrorJson, expectServing, sealedBody, snapshotAll } from './abuse-fixture.js';
+import { AbuseTally, changedTables, settle, HonestPair, expectErrorJson, expectServing, sealedBody, snapshotAll } from './abuse-fixture.js';
 
 type Identity = 'no token' | 'malformed token' | "another account's token" | "another device's token" | "a removed device's token";
 const IDENTITIES: Identity[] = ['no token', 'malformed token', "another account's token", "another device's token", "a removed device's token"];
@@ -133,6 +133,8 @@ await describeEachDatabase('abuse: every route times every identity', (kind) => 
     victimEnvelopeIds = (got.json as { envelopes: { device: number; id: string }[] }).envelopes.filter((e) => e.device === 1).map((e) => e.id);
     expect(victimEnvelopeIds).toHaveLength(1);
     pair = await HonestPair.start(server.url, 'h');
+    await pair.roundTrip();
+    await settle(t.db);
   });
 
   afterAll(async () => {
