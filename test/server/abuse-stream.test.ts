@@ -32,6 +32,9 @@ function openStream(server: TestServer, token: string): Promise<Hostile> {
     ws.on('error', () => undefined);
     ws.once('open', () => resolve(h));
     ws.once('unexpected-response', (_q, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+    // Settled already when it opened; otherwise the upgrade failed.
+    ws.once('close', (code) => reject(new Error(`closed before it opened: ${code}`)));
+    setTimeout(() => reject(new Error('no upgrade answer in 60 s')), 60_000).unref();
   });
 }
 
@@ -80,7 +83,7 @@ await describeEachDatabase('abuse: the WebSocket stream', (kind) => {
     rid: id,
     message_id: id,
     recipient: to,
-    copies: [{ user: 'target', device: 1, key: b64(target.devices[0]!.ik.publicKey), type: 2, body: sealedBody() }],
+    copies: [{ user: to, device: 1, key: b64(target.devices[0]!.ik.publicKey), type: 2, body: sealedBody() }],
   });
 
   it('answers each frame it does not expect with an error frame or a policy close, never 1011 or 5xx', async () => {
@@ -114,6 +117,7 @@ await describeEachDatabase('abuse: the WebSocket stream', (kind) => {
         const what = `${f.name}: ${answer ? JSON.stringify(answer).slice(0, 160) : `closed ${h.close?.code ?? 'no'} ${h.close?.reason ?? ''}`}`;
         const status = answer?.op === 'sent' ? (answer.status ?? 0) : answer ? 400 : h.close && acceptableClose(h.close.code) ? 400 : h.close ? 500 : null;
         tally.record(status, what);
+        if (process.env.ABUSE_DEBUG) console.log(`[debug] ${what}`);
         if (!answer && !h.close) failures.push(`no answer within 60 s: ${what}`);
         if (answer?.op === 'sent' && (answer.status ?? 0) < 400) failures.push(`accepted: ${what}`);
         if (answer?.op === 'sent' && (answer.status ?? 0) >= 500) failures.push(`5xx: ${what}`);
@@ -129,6 +133,7 @@ await describeEachDatabase('abuse: the WebSocket stream', (kind) => {
     const h = await openStream(server, mallory.devices[0]!.token);
     const N = 20_000;
     await pair.during(tally, async () => {
+      if (process.env.ABUSE_DEBUG) console.log('[debug] flood starts');
       for (let i = 0; i < N; i++) {
         h.ws.send(i % 4 === 0 ? JSON.stringify({ op: 'ack', ids: [String(1 + (i % 1000))] }) : i % 4 === 1 ? 'noise' : JSON.stringify({ op: 'nope', i }));
         // Let the socket drain now and then so the flood is a flood and not our own buffer.
@@ -136,6 +141,7 @@ await describeEachDatabase('abuse: the WebSocket stream', (kind) => {
       }
       await waitFor('the flood answered or the socket closed', () => h.close !== null || h.frames.filter((f) => f.op === 'error').length >= N / 2, 120_000);
     });
+    if (process.env.ABUSE_DEBUG) console.log(`[debug] flood done: ${h.frames.length} frames back, close ${h.close?.code}`);
     tally.requests += N;
     if (h.close) expect(acceptableClose(h.close.code), `flood closed with ${h.close.code}`).toBe(true);
     h.ws.terminate();
@@ -148,6 +154,7 @@ await describeEachDatabase('abuse: the WebSocket stream', (kind) => {
       for (let i = 0; i < 60; i++) socks.push(await openStream(server, mallory.devices[0]!.token));
       await waitFor('older sockets closed', () => socks.filter((s) => s.close === null).length <= 1, 60_000);
     });
+    if (process.env.ABUSE_DEBUG) console.log(`[debug] ${socks.length} sockets`);
     tally.requests += socks.length;
     for (const s of socks.slice(0, -1)) expect(s.close && acceptableClose(s.close.code), `an older socket closed with ${s.close?.code}`).toBe(true);
     for (const s of socks) s.ws.terminate();
@@ -173,7 +180,9 @@ await describeEachDatabase('abuse: the WebSocket stream', (kind) => {
   it('closes connections that never speak within a bound, and the honest pair still talks', async () => {
     // Node's headersTimeout (60 s) checked every 30 s: 90 s at most, plus slack for a busy machine.
     const BOUND_MS = 120_000;
-    await waitFor('idle connections closed', () => idle.every((e) => e.closedAt !== null), BOUND_MS + 10_000).catch(() => undefined);
+    // Counted from when they opened (before the other tests), so this waits only for what is left of the bound.
+    const left = Math.max(1000, Math.min(...idle.map((e) => e.openedAt)) + BOUND_MS + 5000 - Date.now());
+    await waitFor('idle connections closed', () => idle.every((e) => e.closedAt !== null), left).catch(() => undefined);
     const open = idle.filter((e) => e.closedAt === null || e.closedAt - e.openedAt > BOUND_MS).map((e) => e.what);
     tally.closed += idle.length - open.length;
     expect(open, 'connections still open past the bound').toEqual([]);
