@@ -202,6 +202,7 @@ await describeEachDatabase('abuse: every route times every identity', (kind) => 
   });
 
   it('refuses a stream upgrade with no, a malformed or a removed token, and changes nothing', async () => {
+    await settle(t.db);
     for (const who of ['no token', 'malformed token', "a removed device's token"] as const) {
       const token = tokenOf(who);
       const before = await snapshotAll(t.db);
