@@ -67,8 +67,11 @@ await describeEachDatabase('abuse: the WebSocket stream', (kind) => {
       if (bytes !== null) socket.on('connect', () => socket.write(bytes));
       idle.push(e);
     };
-    for (let i = 0; i < 20; i++) open('a TCP connection that never speaks', null);
-    for (let i = 0; i < 20; i++) open('half-sent headers of a stream upgrade', 'GET /v1/stream HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n');
+    // The HTTP server's timeouts do not depend on the database: checked once, to keep the file short.
+    if (kind === 'pglite') {
+      for (let i = 0; i < 20; i++) open('a TCP connection that never speaks', null);
+      for (let i = 0; i < 20; i++) open('half-sent headers of a stream upgrade', 'GET /v1/stream HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n');
+    }
   });
 
   afterAll(async () => {
@@ -177,12 +180,12 @@ await describeEachDatabase('abuse: the WebSocket stream', (kind) => {
     expect(bad).toEqual([]);
   });
 
-  it('closes connections that never speak within a bound, and the honest pair still talks', async () => {
+  it(kind === 'pglite' ? 'closes connections that never speak within a bound, and the honest pair still talks' : 'the honest pair still talks (idle connections: checked on pglite)', async () => {
     // Node's headersTimeout (60 s) checked every 30 s: 90 s at most, plus slack for a busy machine.
     const BOUND_MS = 120_000;
     // Counted from when they opened (before the other tests), so this waits only for what is left of the bound.
-    const left = Math.max(1000, Math.min(...idle.map((e) => e.openedAt)) + BOUND_MS + 5000 - Date.now());
-    await waitFor('idle connections closed', () => idle.every((e) => e.closedAt !== null), left).catch(() => undefined);
+    const left = idle.length === 0 ? 0 : Math.max(1000, Math.min(...idle.map((e) => e.openedAt)) + BOUND_MS + 5000 - Date.now());
+    if (left > 0) await waitFor('idle connections closed', () => idle.every((e) => e.closedAt !== null), left).catch(() => undefined);
     const open = idle.filter((e) => e.closedAt === null || e.closedAt - e.openedAt > BOUND_MS).map((e) => e.what);
     tally.closed += idle.length - open.length;
     await pair.roundTrip(tally);
