@@ -64,6 +64,14 @@ export async function startServer(opts: { config: Config; deps: AppDeps; extensi
     },
     app.express,
   );
+  // Node answers 408 to a connection without a whole request head in time, but not always (idle
+  // sockets opened while the server is busy were seen open minutes later on Node 20): until its
+  // first request or upgrade, a connection is also destroyed a little after that bound.
+  const headersMs = config.headersTimeoutSeconds * 1000 + 2000;
+  server.on('connection', (socket) => socket.setTimeout(headersMs, () => socket.destroy()));
+  const started = (req: { socket: { setTimeout(ms: number): unknown } }): void => void req.socket.setTimeout(0);
+  server.on('request', started);
+  server.on('upgrade', started);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => {

@@ -111,6 +111,19 @@ await describeEachDatabase('abuse: every route times every identity', (kind) => 
       outcome: (who) => (who === "another account's token" || who === "another device's token" ? { own: 'refuse-no-change' } : UNAUTH),
     },
     'get /v1/stream': { outcome: (who) => (who === "another account's token" || who === "another device's token" ? { own: 'not-2xx' } : UNAUTH) },
+    'get /v1/push/vapid': { outcome: () => ({ allowed: "the server's public VAPID key" }) },
+    'put /v1/push/registrations': {
+      body: () => ({ kind: 'fcm', token: 'attacker-registration-token-0123456789' }),
+      outcome: (who) => (who === "another account's token" || who === "another device's token" ? { allowed: "registers the token holder's own device" } : UNAUTH),
+    },
+    'get /v1/push/registrations': {
+      outcome: (who) => (who === "another account's token" || who === "another device's token" ? { allowed: "lists the token holder's own registrations" } : UNAUTH),
+    },
+    // Victim device 1 holds an FCM registration: deleting "fcm" with any other token must leave it.
+    'delete /v1/push/registrations/{kind}': {
+      outcome: (who) => (who === "another account's token" || who === "another device's token" ? { own: 'refuse-no-change' } : UNAUTH),
+    },
+    'get /v1/turn': { outcome: (who) => (who === "another account's token" || who === "another device's token" ? { allowed: "the token holder's own TURN credentials" } : UNAUTH) },
   };
 
   beforeAll(async () => {
@@ -132,6 +145,8 @@ await describeEachDatabase('abuse: every route times every identity', (kind) => 
     expect(got.status, JSON.stringify(got.json)).toBe(200);
     victimEnvelopeIds = (got.json as { envelopes: { device: number; id: string }[] }).envelopes.filter((e) => e.device === 1).map((e) => e.id);
     expect(victimEnvelopeIds).toHaveLength(1);
+    const reg = await server.call('PUT', '/v1/push/registrations', { token: victim.devices[0]!.token, body: { kind: 'fcm', token: 'victim-fcm-registration-token-0123456789' } });
+    expect(reg.status, JSON.stringify(reg.json)).toBe(204);
     pair = await HonestPair.start(server.url, 'h');
     await pair.roundTrip();
     await settle(t.db);
@@ -161,7 +176,7 @@ await describeEachDatabase('abuse: every route times every identity', (kind) => 
     let allowedSkipped = 0;
     for (const op of ops) {
       const contract = contracts[`${op.method} ${op.path}`]!;
-      const url = op.path.replace('{username}', 'victim').replace('{deviceId}', '1');
+      const url = op.path.replace('{username}', 'victim').replace('{deviceId}', '1').replace('{kind}', 'fcm');
       for (const who of IDENTITIES) {
         const outcome = contract.outcome(who, op.auth);
         if ('allowed' in outcome) {
