@@ -5,7 +5,7 @@
  * mismatch refreshes the device lists and seals only the copies that changed. The id never changes.
  */
 import { toBase64url } from '../protocol/bytes.js';
-import { type ContentBody, type ContentInput, newMessageId, serialiseContent } from '../protocol/content.js';
+import { type ContentBody, type ContentInput, type MessageId, newMessageId, serialiseContent } from '../protocol/content.js';
 import { encryptMessage } from '../protocol/session.js';
 import { utf8 } from '../protocol/bytes.js';
 import { retryDelay } from './backoff.js';
@@ -59,10 +59,12 @@ export class Outbox {
   }
 
   /** Stores a message for `recipient` and schedules its delivery. `silent`: no status (receipts). */
-  async enqueue(recipient: string, body: ContentBody, silent = false): Promise<string> {
+  async enqueue(recipient: string, body: ContentBody, silent = false, givenId?: MessageId): Promise<string> {
     const { ctx, kv } = this.core;
     const now = ctx.now();
-    const messageId = newMessageId(now, ctx.random);
+    // A caller-chosen id (the bridge derives one from the Matrix event id) makes a repeated enqueue a no-op.
+    if (givenId !== undefined && ((await kv.get(keys.outbox(givenId))) !== undefined || (await kv.get(keys.message(recipient, givenId))) !== undefined)) return givenId;
+    const messageId = givenId ?? newMessageId(now, ctx.random);
     const content = new TextDecoder().decode(serialiseContent({ ...body, id: messageId, ts: now } as ContentInput));
     const entry: Entry = { messageId, recipient, content, createdAt: now, copies: [], attempts: 0, nextAttemptAt: 0, silent };
     const ops: [string, Json][] = [[keys.outbox(messageId), entry as unknown as Json]];
