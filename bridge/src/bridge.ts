@@ -51,6 +51,9 @@ const HELP = [
   '• help — this text',
 ].join('\n');
 
+/** How long an event waits for its room key before the user is told it could not be bridged. */
+export const PENDING_GIVE_UP_MS = 60_000;
+
 export const REFUSAL = 'Sorry, this GChat bridge is not open to your account. Ask the bridge’s administrator to add you.';
 
 export class Bridge {
@@ -118,21 +121,47 @@ export class Bridge {
     const portal = await this.portalByRoom(ev.room_id);
     if (portal) {
       if (ev.sender !== portal.matrix_user) return;
-      let event: MatrixEvent | null = ev;
-      if (ev.type === 'm.room.encrypted') {
-        if (!this.encryption) return;
-        event = await this.encryption.decrypt(this.ghostId(portal.gchat_user), ev);
-        if (!event) {
-          this.metrics.decryptErrors.inc();
-          await this.notice(portal, 'A message from you could not be decrypted by the bridge yet (its key is missing); it was asked for again.');
-          return;
-        }
+      const [waiting] = await this.db.query('SELECT 1 FROM pending_events WHERE room_id = $1 LIMIT 1', [ev.room_id]);
+      if (waiting || !(await this.tryBridge(portal, ev, false))) {
+        await this.db.query('INSERT INTO pending_events (room_id, event_id, event, first_seen) VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING', [ev.room_id, ev.event_id, JSON.stringify(ev), Date.now()]);
       }
-      if (event.type === 'm.room.message') await this.toGChat(portal, event);
       return;
     }
     const [mgmt] = await this.db.query<{ matrix_user: string }>('SELECT matrix_user FROM management_rooms WHERE room_id = $1', [ev.room_id]);
     if (mgmt && ev.sender === mgmt.matrix_user && ev.type === 'm.room.message' && typeof ev.content.body === 'string') await this.command(ev.room_id, ev.sender, ev.content.body);
+  }
+
+  /** Decrypts (when needed) and bridges one event; false when its room key is missing (kept for a retry). */
+  private async tryBridge(portal: Portal, ev: MatrixEvent, giveUp: boolean): Promise<boolean> {
+    let event: MatrixEvent | null = ev;
+    if (ev.type === 'm.room.encrypted') {
+      if (!this.encryption) return true;
+      event = await this.encryption.decrypt(this.ghostId(portal.gchat_user), ev);
+      if (!event) {
+        if (!giveUp) return false;
+        this.metrics.decryptErrors.inc();
+        await this.notice(portal, 'A message you sent could not be decrypted by the bridge (its room key never arrived), so it did not reach GChat. Please send it again.', txnIdFor('undecryptable', ev.event_id));
+        return true;
+      }
+    }
+    if (event.type === 'm.room.message') await this.toGChat(portal, event);
+    return true;
+  }
+
+  /**
+   * Events waiting for a room key, oldest first per room: bridged once their key arrived (after a
+   * later transaction), or reported to the user after PENDING_GIVE_UP_MS. Called between transactions.
+   */
+  async retryPending(now = Date.now()): Promise<void> {
+    const rows = await this.db.query<{ seq: string; room_id: string; event: string; first_seen: string }>('SELECT seq, room_id, event, first_seen FROM pending_events ORDER BY seq');
+    const blocked = new Set<string>();
+    for (const r of rows) {
+      if (blocked.has(r.room_id)) continue;
+      const portal = await this.portalByRoom(r.room_id);
+      const ok = !portal || (await this.tryBridge(portal, JSON.parse(r.event) as MatrixEvent, now - Number(r.first_seen) > PENDING_GIVE_UP_MS));
+      if (ok) await this.db.query('DELETE FROM pending_events WHERE seq = $1', [r.seq]);
+      else blocked.add(r.room_id);
+    }
   }
 
   private async onInvite(ev: MatrixEvent): Promise<void> {

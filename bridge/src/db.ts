@@ -30,6 +30,8 @@ const SCHEMA = [
   // Which Matrix event is which GChat message, both directions (replies, edits, receipts, no duplicates).
   `CREATE TABLE IF NOT EXISTS message_map (room_id TEXT NOT NULL, event_id TEXT NOT NULL, message_id TEXT NOT NULL, from_matrix BOOLEAN NOT NULL, PRIMARY KEY (room_id, message_id))`,
   `CREATE UNIQUE INDEX IF NOT EXISTS message_map_event ON message_map (room_id, event_id)`,
+  // Encrypted events whose room key has not arrived yet, and the events of their room behind them (order).
+  `CREATE TABLE IF NOT EXISTS pending_events (seq BIGSERIAL PRIMARY KEY, room_id TEXT NOT NULL, event_id TEXT NOT NULL UNIQUE, event TEXT NOT NULL, first_seen BIGINT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS ghost_devices (user_id TEXT PRIMARY KEY, crypto_device TEXT, display_name TEXT)`,
 ];
 

@@ -34,6 +34,8 @@ export async function startBridge(config: BridgeConfig, log: Logger = createLogg
       if (encryption) await encryption.onTransaction(txn);
       for (const ev of txn.events ?? []) await bridge.onMatrixEvent(ev as MatrixEvent);
       for (const ev of [...(txn.ephemeral ?? []), ...(txn['de.sorunome.msc2409.ephemeral'] ?? [])]) await bridge.onEphemeral(ev as { type: string; room_id?: string; content: Record<string, unknown> });
+      // Keys this transaction brought may unlock events that came before them.
+      await bridge.retryPending();
     },
     isOurUser: (userId: string) => bridge.gchatUserOf(userId) !== null,
     async health() {
@@ -41,7 +43,10 @@ export async function startBridge(config: BridgeConfig, log: Logger = createLogg
       return { encryption: !!encryption };
     },
   };
-  const app = appserviceApp({ hsToken: registration.hs_token, db, handler, log, metrics });
+  const inbound = appserviceApp({ hsToken: registration.hs_token, db, handler, log, metrics });
+  const app = inbound.app;
+  // Events still waiting for a key are looked at between transactions too (and given up on in time).
+  const retry = setInterval(() => void inbound.exclusive(() => bridge.retryPending()).catch((e: unknown) => log.warn({ err: (e as Error).message }, 'retry of pending events failed')), 5_000);
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.appservice.port, config.appservice.bind, () => resolve(s));
     s.once('error', reject);
@@ -52,6 +57,7 @@ export async function startBridge(config: BridgeConfig, log: Logger = createLogg
     bridge,
     url: `http://${config.appservice.bind}:${config.appservice.port}`,
     async stop() {
+      clearInterval(retry);
       await new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections();
       await bridge.stop();

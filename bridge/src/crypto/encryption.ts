@@ -149,14 +149,14 @@ export async function startEncryption(opts: { dataDir: string; db: BridgeDb; api
     async encrypt(ghostId, roomId, members, type, content) {
       return queues.run(ghostId, async () => {
         const m = await machineOf(ghostId);
-        const users = [...new Set(members)].map((u) => new wasm.UserId(u));
-        await m.machine.updateTrackedUsers(users);
+        // wasm-bindgen takes ownership of the ids passed in: fresh ones for every call.
+        const users = () => [...new Set(members)].map((u) => new wasm.UserId(u));
+        await m.machine.updateTrackedUsers(users());
         await flushOutgoing(ghostId, m);
-        const claim = await m.machine.getMissingSessions(users);
+        const claim = await m.machine.getMissingSessions(users());
         if (claim) await send(ghostId, m.deviceId, claim);
-        const room = new wasm.RoomId(roomId);
-        for (const r of await m.machine.shareRoomKey(room, users, new wasm.EncryptionSettings())) await send(ghostId, m.deviceId, r);
-        const out = JSON.parse(await m.machine.encryptRoomEvent(room, type, JSON.stringify(content))) as Record<string, unknown>;
+        for (const r of await m.machine.shareRoomKey(new wasm.RoomId(roomId), users(), new wasm.EncryptionSettings())) await send(ghostId, m.deviceId, r);
+        const out = JSON.parse(await m.machine.encryptRoomEvent(new wasm.RoomId(roomId), type, JSON.stringify(content))) as Record<string, unknown>;
         await flushOutgoing(ghostId, m);
         await store.flush();
         return out;

@@ -25,7 +25,11 @@ export interface TransactionHandler {
   health(): Promise<Record<string, unknown>>;
 }
 
-export function appserviceApp(opts: { hsToken: string; db: BridgeDb; handler: TransactionHandler; log: Logger; metrics: Metrics }): express.Express {
+export function appserviceApp(opts: { hsToken: string; db: BridgeDb; handler: TransactionHandler; log: Logger; metrics: Metrics }): {
+  app: express.Express;
+  /** Runs `task` between transactions (never during one). */
+  exclusive(task: () => Promise<void>): Promise<void>;
+} {
   const { hsToken, db, handler, log, metrics } = opts;
   const app = express();
   app.disable('x-powered-by');
@@ -88,10 +92,15 @@ export function appserviceApp(opts: { hsToken: string; db: BridgeDb; handler: Tr
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
+  const exclusive = (task: () => Promise<void>) => {
+    const run = chain.then(task);
+    chain = run.catch(() => undefined);
+    return run;
+  };
   app.use((_req: Request, res: Response) => res.status(404).json({ errcode: 'M_UNRECOGNIZED', error: 'unknown endpoint' }));
   app.use((err: Error & { status?: number; type?: string }, _req: Request, res: Response, _next: express.NextFunction) => {
     const status = err.status && err.status >= 400 && err.status < 500 ? err.status : 400;
     res.status(status).json({ errcode: 'M_BAD_JSON', error: err.type ?? 'bad request' });
   });
-  return app;
+  return { app, exclusive };
 }
