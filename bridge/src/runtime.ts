@@ -30,6 +30,7 @@ export async function startBridge(config: BridgeConfig, log: Logger = createLogg
 
   const handler = {
     async transaction(txn: Transaction) {
+      log.debug({ fields: Object.keys(txn), events: txn.events?.length ?? 0, toDevice: txn['de.sorunome.msc2409.to_device']?.length ?? 0 }, 'transaction');
       // Keys first: a room key that arrives with the event that needs it must be in place.
       if (encryption) await encryption.onTransaction(txn);
       for (const ev of txn.events ?? []) await bridge.onMatrixEvent(ev as MatrixEvent);

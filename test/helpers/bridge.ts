@@ -4,7 +4,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -41,7 +41,7 @@ export class BridgeProcess {
       encryption: { enabled: opts.encryption ?? true },
       secrets_key: randomBytes(32).toString('base64'),
       allowed: { users: opts.allowed, domains: [] },
-      log_level: 'warn',
+      log_level: process.env.BRIDGE_LOG_LEVEL ?? 'warn',
     };
     const b = new BridgeProcess(port, config);
     writeFileSync(b.registrationFile, stringify(makeRegistration(parseConfig(config, b.dir))));
@@ -57,7 +57,10 @@ export class BridgeProcess {
     writeFileSync(this.configFile, stringify(this.config));
     const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'bridge/src/main.ts'), '-c', this.configFile], { cwd: root, env: { ...process.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
-    const keep = (d: Buffer) => (this.output = (this.output + d.toString()).slice(-30_000));
+    const keep = (d: Buffer) => {
+      this.output = (this.output + d.toString()).slice(-30_000);
+      if (process.env.BRIDGE_LOG_FILE) appendFileSync(process.env.BRIDGE_LOG_FILE, d);
+    };
     child.stdout!.on('data', keep);
     child.stderr!.on('data', keep);
     const deadline = Date.now() + 120_000;

@@ -123,6 +123,7 @@ export async function startEncryption(opts: { dataDir: string; db: BridgeDb; api
       const lists = txn['org.matrix.msc3202.device_lists'] ?? {};
       const counts = txn['org.matrix.msc3202.device_one_time_keys_count'] ?? {};
       const fallback = txn['org.matrix.msc3202.device_unused_fallback_key_types'] ?? {};
+      if (toDevice.length) log.debug({ toDevice: toDevice.map((e) => `${e.type}>${e.to_user_id}/${e.to_device_id}`) }, 'to-device events');
       const users = new Set<string>([...toDevice.map((e) => e.to_user_id ?? ''), ...Object.keys(counts), ...Object.keys(fallback)]);
       if ((lists.changed?.length ?? 0) + (lists.left?.length ?? 0) > 0) for (const u of machines.keys()) users.add(u);
       for (const userId of users) {
@@ -171,7 +172,7 @@ export async function startEncryption(opts: { dataDir: string; db: BridgeDb; api
           const clear = JSON.parse(r.event) as { type: string; content: Record<string, unknown> };
           return { ...event, type: clear.type, content: clear.content };
         } catch (e) {
-          log.warn({ room: event.room_id, event: event.event_id, err: (e as Error).message }, 'could not decrypt');
+          log.warn({ room: event.room_id, event: event.event_id, reason: (e as Error).message }, 'could not decrypt');
           return null;
         }
       });
