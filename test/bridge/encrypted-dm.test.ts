@@ -54,6 +54,9 @@ describe.skipIf(missing)('Matrix bridge: encrypted DM through real Synapse, with
       initial_state: [{ type: 'm.room.encryption', state_key: '', content: { algorithm: 'm.megolm.v1.aes-sha2' } }],
     });
     await waitFor('the ghost to join', async () => (await alice.client.getJoinedRoomMembers(room)).joined[ghost] !== undefined, 60_000);
+    // As a person would: Alice's client knows the ghost's device before the first message (else its
+    // first Megolm index goes to no bridge device and the bridge reports it undecryptable after 60 s).
+    await waitFor("alice's client to see the ghost's device", async () => ((await alice.client.getCrypto()!.getUserDeviceInfo([ghost], true)).get(ghost)?.size ?? 0) > 0, 60_000);
     const aliceOnGChat = gchatUsernameFor(alice.userId);
 
     const fromBob = () => alice.messages(room, ghost);

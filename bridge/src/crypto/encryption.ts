@@ -135,12 +135,13 @@ export async function startEncryption(opts: { dataDir: string; db: BridgeDb; api
           const f = fallback[userId]?.[m.deviceId];
           const changed = (lists.changed ?? []).map((u) => new wasm.UserId(u));
           const left = (lists.left ?? []).map((u) => new wasm.UserId(u));
-          await m.machine.receiveSyncChanges(
+          const processed = await m.machine.receiveSyncChanges(
             JSON.stringify(mine.map(({ to_user_id: _u, to_device_id: _d, ...e }) => e)),
             new wasm.DeviceLists(changed, left),
             new Map(Object.entries(c ?? {})),
             f ? new Set(f) : undefined,
           );
+          if (processed.length) log.debug({ ghost: userId, processed: processed.map((p) => `${p.type}${'utdInfo' in p ? `:${JSON.stringify((p as wasm.UTDToDeviceEvent).utdInfo)}` : ''}`) }, 'to-device processed');
           await flushOutgoing(userId, m);
         });
       }
@@ -172,7 +173,7 @@ export async function startEncryption(opts: { dataDir: string; db: BridgeDb; api
           const clear = JSON.parse(r.event) as { type: string; content: Record<string, unknown> };
           return { ...event, type: clear.type, content: clear.content };
         } catch (e) {
-          log.warn({ room: event.room_id, event: event.event_id, reason: (e as Error).message }, 'could not decrypt');
+          log.warn({ room: event.room_id, event: event.event_id, reason: String((e as Error).message ?? e), code: (e as { code?: unknown }).code, description: (e as { description?: unknown }).description }, 'could not decrypt');
           return null;
         }
       });
