@@ -170,28 +170,37 @@ export class Bridge {
     const gchatUser = invitee === this.botId ? null : this.gchatUserOf(invitee);
     if (invitee !== this.botId && !gchatUser) return; // not a user the bridge has
     if (gchatUser) await this.ensureGhost(gchatUser);
-    await this.api.join(ev.room_id, as);
     if (!isAllowed(this.config, ev.sender)) {
       this.log.info({ room: ev.room_id }, 'refused a Matrix user the configuration does not allow');
+      await this.api.join(ev.room_id, as);
       await this.api.send(ev.room_id, 'm.room.message', `refusal.${ev.event_id}`, { msgtype: 'm.notice', body: REFUSAL }, as);
       await this.api.leave(ev.room_id, as);
       return;
     }
     if (!gchatUser) {
+      await this.api.join(ev.room_id, as);
       await this.db.query('INSERT INTO management_rooms (room_id, matrix_user) VALUES ($1, $2) ON CONFLICT (room_id) DO NOTHING', [ev.room_id, ev.sender]);
       await this.api.send(ev.room_id, 'm.room.message', `help.${ev.event_id}`, { msgtype: 'm.notice', body: HELP }, as);
       return;
     }
     const client = await this.accounts.ensure(ev.sender);
     if (!(await client.lookup(gchatUser).catch(() => null))) {
+      await this.api.join(ev.room_id, as);
       await this.api.send(ev.room_id, 'm.room.message', `unknown.${ev.event_id}`, { msgtype: 'm.notice', body: `There is no GChat user ${gchatUser}.` }, as);
       await this.api.leave(ev.room_id, as);
       return;
     }
-    const existing = await this.portalOf(ev.sender, gchatUser);
-    if (existing && existing.room_id !== ev.room_id) await this.db.query('DELETE FROM portals WHERE room_id = $1', [existing.room_id]);
-    const enc = await this.api.roomState<{ algorithm?: string }>(ev.room_id, 'm.room.encryption', '', as);
-    await this.db.query('INSERT INTO portals (room_id, matrix_user, gchat_user, encrypted) VALUES ($1, $2, $3, $4) ON CONFLICT (room_id) DO NOTHING', [ev.room_id, ev.sender, gchatUser, !!enc]);
+    // The portal is recorded before the ghost joins, under the same lock as portals made from GChat,
+    // so a GChat message arriving meanwhile lands in this room instead of opening a second one.
+    await this.queues.run(`portal:${ev.sender}:${gchatUser}`, async () => {
+      await this.db.tx(async (sql) => {
+        await sql.query('DELETE FROM portals WHERE matrix_user = $1 AND gchat_user = $2 AND room_id <> $3', [ev.sender, gchatUser, ev.room_id]);
+        await sql.query('INSERT INTO portals (room_id, matrix_user, gchat_user, encrypted) VALUES ($1, $2, $3, FALSE) ON CONFLICT (room_id) DO NOTHING', [ev.room_id, ev.sender, gchatUser]);
+      });
+      await this.api.join(ev.room_id, as);
+      const enc = await this.api.roomState<{ algorithm?: string }>(ev.room_id, 'm.room.encryption', '', as);
+      if (enc) await this.db.query('UPDATE portals SET encrypted = TRUE WHERE room_id = $1', [ev.room_id]);
+    });
   }
 
   private async command(roomId: string, sender: string, text: string): Promise<void> {
