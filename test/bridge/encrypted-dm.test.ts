@@ -65,6 +65,7 @@ describe.skipIf(missing)('Matrix bridge: encrypted DM through real Synapse, with
     const bobIds: string[] = [];
 
     async function aliceSends(i: number) {
+      if (i % 10 === 3) await waitFor('something from bob to reply to', () => fromBob().length > 0);
       const lastFromBob = fromBob().at(-1);
       const content: Record<string, unknown> = { msgtype: 'm.text', body: `m2g ${i}` };
       if (i % 10 === 3 && lastFromBob) content['m.relates_to'] = { 'm.in_reply_to': { event_id: lastFromBob.eventId } };
@@ -75,6 +76,7 @@ describe.skipIf(missing)('Matrix bridge: encrypted DM through real Synapse, with
       }
     }
     async function bobSends(i: number) {
+      if (i % 10 === 3) await waitFor('something from alice to reply to', () => fromAlice().length > 0);
       const lastFromAlice = fromAlice().at(-1);
       const id = await bob.client.sendText(aliceOnGChat, `g2m ${i}`, i % 10 === 3 && lastFromAlice ? { replyTo: lastFromAlice.messageId } : {});
       bobIds.push(id);

@@ -171,7 +171,9 @@ export async function startEncryption(opts: { dataDir: string; db: BridgeDb; api
         try {
           const r = await m.machine.decryptRoomEvent(JSON.stringify(event), new wasm.RoomId(event.room_id), new wasm.DecryptionSettings(wasm.TrustRequirement.Untrusted));
           const clear = JSON.parse(r.event) as { type: string; content: Record<string, unknown> };
-          return { ...event, type: clear.type, content: clear.content };
+          // Clients may keep m.relates_to only on the cleartext wrapper (edits, replies): keep it.
+          const relates = clear.content['m.relates_to'] ?? event.content['m.relates_to'];
+          return { ...event, type: clear.type, content: { ...clear.content, ...(relates ? { 'm.relates_to': relates } : {}) } };
         } catch (e) {
           log.warn({ room: event.room_id, event: event.event_id, reason: String((e as Error).message ?? e), code: (e as { code?: unknown }).code, description: (e as { description?: unknown }).description }, 'could not decrypt');
           return null;
