@@ -14,6 +14,8 @@ export interface SeenEvent {
   content: Record<string, unknown>;
   encrypted: boolean;
   decryptionFailed: boolean;
+  /** Position in the room timeline as it arrived (decryption finishes out of order). */
+  order: number;
 }
 
 export class JsMatrixUser {
@@ -25,14 +27,16 @@ export class JsMatrixUser {
     await client.initRustCrypto({ useIndexedDB: false });
     const u = new JsMatrixUser(client);
     const seen = new Set<string>();
+    const order = new Map<string, number>();
     const record = (ev: sdk.MatrixEvent) => {
       const id = ev.getId();
       if (!id || seen.has(id) || ev.isBeingDecrypted()) return;
       if (ev.isEncrypted() && !ev.getClearContent() && !ev.isDecryptionFailure()) return; // wait for the Decrypted event
       seen.add(id);
-      u.events.push({ eventId: id, roomId: ev.getRoomId() ?? '', sender: ev.getSender() ?? '', type: ev.getType(), content: ev.getContent(), encrypted: ev.isEncrypted(), decryptionFailed: ev.isDecryptionFailure() });
+      u.events.push({ order: order.get(id) ?? Number.MAX_SAFE_INTEGER, eventId: id, roomId: ev.getRoomId() ?? '', sender: ev.getSender() ?? '', type: ev.getType(), content: ev.getContent(), encrypted: ev.isEncrypted(), decryptionFailed: ev.isDecryptionFailure() });
     };
     client.on(sdk.RoomEvent.Timeline, (ev) => {
+      if (ev.getId() && !order.has(ev.getId()!)) order.set(ev.getId()!, order.size);
       if (ev.isEncrypted()) void client.decryptEventIfNeeded(ev).then(() => record(ev));
       else record(ev);
     });
@@ -55,7 +59,7 @@ export class JsMatrixUser {
   }
 
   messages(roomId: string, from: string): SeenEvent[] {
-    return this.events.filter((e) => e.roomId === roomId && e.sender === from && e.type === 'm.room.message');
+    return this.events.filter((e) => e.roomId === roomId && e.sender === from && e.type === 'm.room.message').sort((a, b) => a.order - b.order);
   }
 
   stop(): void {
