@@ -24,7 +24,7 @@ export async function startBridge(config: BridgeConfig, log: Logger = createLogg
   const bridge = new Bridge(config, db, api, log, metrics);
   let encryption: Encryption | null = null;
   if (config.encryption.enabled) {
-    encryption = await startEncryption({ dataDir: config.data_dir, db, api, log });
+    encryption = await startEncryption({ dataDir: config.data_dir, secretsKey: Buffer.from(config.secrets_key, 'base64'), db, api, log });
     bridge.encryption = encryption;
   }
 

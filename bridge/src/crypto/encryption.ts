@@ -5,7 +5,7 @@
  * counts); its requests go to the homeserver as that ghost's device. Every call finishes before
  * the transaction is answered.
  */
-import { randomBytes } from 'node:crypto';
+import { hkdfSync, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import * as wasm from '@matrix-org/matrix-sdk-crypto-wasm';
 import type { MatrixEvent, RoomEncryption } from '../bridge.js';
@@ -25,16 +25,22 @@ type ToDevice = { type: string; sender: string; to_user_id?: string; to_device_i
 
 const enc = (s: string) => encodeURIComponent(s);
 
-export async function startEncryption(opts: { dataDir: string; db: BridgeDb; api: MatrixApi; log: Logger }): Promise<Encryption> {
+export async function startEncryption(opts: { dataDir: string; secretsKey: Buffer; db: BridgeDb; api: MatrixApi; log: Logger }): Promise<Encryption> {
   const { db, api, log } = opts;
-  await wasm.initAsync();
+  // The globals first: crypto-wasm binds to the IndexedDB classes it finds when it initialises.
   const store = await openCryptoStore(join(opts.dataDir, 'crypto'));
+  await wasm.initAsync();
+  // A raw 32-byte store key (derived from the bridge's secrets key) instead of a passphrase:
+  // no PBKDF2 per ghost on every start.
+  const storeKey = new Uint8Array(hkdfSync('sha256', opts.secretsKey, Buffer.alloc(0), 'gchat-bridge crypto store', 32));
   const machines = new Map<string, { machine: wasm.OlmMachine; deviceId: string }>();
   const opening = new Map<string, Promise<{ machine: wasm.OlmMachine; deviceId: string }>>();
   const queues = new SerialQueues();
 
   async function send(userId: string, deviceId: string, req: wasm.OutgoingRequest | wasm.ToDeviceRequest): Promise<void> {
     const as = { userId, deviceId };
+    // What the request carries (one-time keys, ratchet state) must be on disk before it leaves.
+    await store.flush();
     let res: unknown;
     const R = wasm.RequestType;
     switch (req.type) {
@@ -85,7 +91,9 @@ export async function startEncryption(opts: { dataDir: string; db: BridgeDb; api
     const fresh = !deviceId;
     if (!deviceId) deviceId = `GCHAT${randomBytes(5).toString('hex').toUpperCase()}`;
     await api.ensureDevice(userId, deviceId, 'GChat bridge');
-    const machine = await wasm.OlmMachine.initialize(new wasm.UserId(userId), new wasm.DeviceId(deviceId), storeName(deviceId));
+    const handle = await wasm.StoreHandle.openWithKey(storeName(deviceId), storeKey);
+    const machine = await wasm.OlmMachine.initFromStore(new wasm.UserId(userId), new wasm.DeviceId(deviceId), handle);
+    handle.free();
     const m = { machine, deviceId };
     machines.set(userId, m);
     if (fresh) {
