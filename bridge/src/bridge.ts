@@ -288,6 +288,7 @@ export class Bridge {
     await this.queues.run(matrixUser, async () => {
       for (const contact of await client.contacts()) {
         if (contact.userId === client.userId) continue;
+        // In ts order: a sender's ts increases with every message it sends (the outbox makes it strict).
         for (const rec of await client.messages(contact.userId)) {
           if (!rec.outgoing && rec.kind === 'text') await this.fromGChat(matrixUser, incomingOf(rec));
         }
@@ -304,6 +305,7 @@ export class Bridge {
     const portal = await this.ensurePortal(matrixUser, m.sender);
     const [done] = await this.db.query('SELECT 1 FROM message_map WHERE room_id = $1 AND message_id = $2', [portal.room_id, m.messageId]);
     if (done) return;
+    this.log.debug({ room: portal.room_id, messageId: m.messageId, ts: m.ts }, 'gchat message to matrix');
     const ev = async (id: string | null) => (id ? ((await this.db.query<{ event_id: string }>('SELECT event_id FROM message_map WHERE room_id = $1 AND message_id = $2', [portal.room_id, id]))[0]?.event_id ?? null) : null);
     const content = matrixFromText(m.body, await ev(m.replyTo), await ev(m.editOf));
     const eventId = await this.sendAsGhost(portal, 'm.room.message', txnIdFor('msg', m.messageId), content);

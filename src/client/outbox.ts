@@ -41,6 +41,8 @@ export class Outbox {
   private running: Promise<void> | null = null;
   private again = false;
   private stopped = true;
+  /** Entries go out in createdAt order: two enqueued in the same millisecond must not tie (a tie sorted by random id reorders them). */
+  private lastCreatedAt = 0;
 
   constructor(
     private readonly core: ClientCore,
@@ -62,11 +64,14 @@ export class Outbox {
   async enqueue(recipient: string, body: ContentBody, silent = false, givenId?: MessageId): Promise<string> {
     const { ctx, kv } = this.core;
     const now = ctx.now();
+    // Strictly increasing per device, also as the content's ts: a receiver that lists stored
+    // messages (the bridge's catch-up after a crash) can put one sender's messages in send order.
+    const createdAt = (this.lastCreatedAt = Math.max(now, this.lastCreatedAt + 1));
     // A caller-chosen id (the bridge derives one from the Matrix event id) makes a repeated enqueue a no-op.
     if (givenId !== undefined && ((await kv.get(keys.outbox(givenId))) !== undefined || (await kv.get(keys.message(recipient, givenId))) !== undefined)) return givenId;
     const messageId = givenId ?? newMessageId(now, ctx.random);
-    const content = new TextDecoder().decode(serialiseContent({ ...body, id: messageId, ts: now } as ContentInput));
-    const entry: Entry = { messageId, recipient, content, createdAt: now, copies: [], attempts: 0, nextAttemptAt: 0, silent };
+    const content = new TextDecoder().decode(serialiseContent({ ...body, id: messageId, ts: createdAt } as ContentInput));
+    const entry: Entry = { messageId, recipient, content, createdAt, copies: [], attempts: 0, nextAttemptAt: 0, silent };
     const ops: [string, Json][] = [[keys.outbox(messageId), entry as unknown as Json]];
     if (!silent) {
       const record: MessageRecord = {
@@ -77,7 +82,7 @@ export class Outbox {
         outgoing: true,
         kind: body.kind,
         content,
-        ts: now,
+        ts: createdAt,
         serverTs: null,
         status: 'pending',
         failure: null,
@@ -95,7 +100,8 @@ export class Outbox {
     const record = (await this.core.kv.get(keys.message(conversation, messageId))) as MessageRecord | undefined;
     if (!record?.outgoing || record.sender !== this.core.self.userId) return;
     const now = this.core.ctx.now();
-    const entry: Entry = { messageId, recipient: conversation, content: record.content, createdAt: now, copies: [], attempts: 0, nextAttemptAt: 0, silent: true, resendTo: to };
+    const createdAt = (this.lastCreatedAt = Math.max(now, this.lastCreatedAt + 1));
+    const entry: Entry = { messageId, recipient: conversation, content: record.content, createdAt, copies: [], attempts: 0, nextAttemptAt: 0, silent: true, resendTo: to };
     await this.core.kv.write([[entryKey(entry), entry as unknown as Json]]);
     this.kick();
   }
