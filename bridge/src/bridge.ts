@@ -42,6 +42,8 @@ export interface RoomEncryption {
   encrypt(ghostId: string, roomId: string, members: string[], type: string, content: Record<string, unknown>): Promise<Record<string, unknown>>;
   /** The decrypted event, or null (the user has been told and the key asked for again). */
   decrypt(ghostId: string, event: MatrixEvent): Promise<MatrixEvent | null>;
+  /** Fetches to-device events the homeserver never put in a transaction (throttled per ghost). */
+  catchUpToDevice(ghostId: string): Promise<void>;
 }
 
 const HELP = [
@@ -158,7 +160,14 @@ export class Bridge {
     for (const r of rows) {
       if (blocked.has(r.room_id)) continue;
       const portal = await this.portalByRoom(r.room_id);
-      const ok = !portal || (await this.tryBridge(portal, JSON.parse(r.event) as MatrixEvent, now - Number(r.first_seen) > PENDING_GIVE_UP_MS));
+      const event = JSON.parse(r.event) as MatrixEvent;
+      let ok = !portal || (await this.tryBridge(portal, event, false));
+      if (!ok && portal && this.encryption) {
+        // Synapse drops to-device events (room keys) queued while it thought the bridge was down:
+        // fetch what is still in the ghost device's inbox, then try again.
+        await this.encryption.catchUpToDevice(this.ghostId(portal.gchat_user)).catch((e: unknown) => this.log.warn({ err: (e as Error).message }, 'to-device catch-up failed'));
+        ok = await this.tryBridge(portal, event, now - Number(r.first_seen) > PENDING_GIVE_UP_MS);
+      }
       if (ok) await this.db.query('DELETE FROM pending_events WHERE seq = $1', [r.seq]);
       else blocked.add(r.room_id);
     }

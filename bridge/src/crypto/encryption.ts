@@ -106,6 +106,32 @@ export async function startEncryption(opts: { dataDir: string; secretsKey: Buffe
     return m;
   }
 
+  async function feed(
+    userId: string,
+    m: { machine: wasm.OlmMachine; deviceId: string },
+    events: ToDevice[],
+    lists: { changed?: string[]; left?: string[] },
+    counts: Record<string, number> | undefined,
+    fallback: string[] | undefined,
+  ): Promise<void> {
+    const changed = (lists.changed ?? []).map((u) => new wasm.UserId(u));
+    const left = (lists.left ?? []).map((u) => new wasm.UserId(u));
+    const processed = await m.machine.receiveSyncChanges(
+      JSON.stringify(events.map(({ to_user_id: _u, to_device_id: _d, ...e }) => e)),
+      new wasm.DeviceLists(changed, left),
+      new Map(Object.entries(counts ?? {})),
+      fallback ? new Set(fallback) : undefined,
+    );
+    if (processed.length) log.debug({ ghost: userId, processed: processed.map((p) => `${p.type}${'utdInfo' in p ? `:${JSON.stringify((p as wasm.UTDToDeviceEvent).utdInfo)}` : ''}`) }, 'to-device processed');
+    await flushOutgoing(userId, m);
+  }
+
+  // The ghost device's own /sync position (to-device only): Synapse keeps in the device inbox what
+  // it could not hand over in a transaction, and deletes up to a position once we sync past it.
+  const syncSince = new Map<string, string>();
+  const lastCatchUp = new Map<string, number>();
+  const TO_DEVICE_ONLY = JSON.stringify({ room: { rooms: [] }, presence: { types: [] }, account_data: { types: [] } });
+
   function machineOf(userId: string): Promise<{ machine: wasm.OlmMachine; deviceId: string }> {
     const m = machines.get(userId);
     if (m) return Promise.resolve(m);
@@ -126,6 +152,28 @@ export async function startEncryption(opts: { dataDir: string; secretsKey: Buffe
     },
     deviceOf: (ghostId: string) => machines.get(ghostId)?.deviceId ?? null,
 
+    async catchUpToDevice(ghostId) {
+      if (Date.now() - (lastCatchUp.get(ghostId) ?? 0) < 4_000) return;
+      lastCatchUp.set(ghostId, Date.now());
+      await queues.run(ghostId, async () => {
+        const m = await machineOf(ghostId);
+        for (let page = 0; page < 20; page++) {
+          const since = syncSince.get(ghostId);
+          const res = await api.request<{ next_batch: string; to_device?: { events?: ToDevice[] }; device_one_time_keys_count?: Record<string, number>; device_unused_fallback_key_types?: string[] }>('GET', '/_matrix/client/v3/sync', {
+            userId: ghostId,
+            deviceId: m.deviceId,
+            query: { filter: TO_DEVICE_ONLY, timeout: '0', ...(since ? { since } : {}) },
+          });
+          const events = res.to_device?.events ?? [];
+          if (events.length) log.debug({ ghost: ghostId, toDevice: events.map((e) => e.type) }, 'to-device events from the device inbox');
+          await feed(ghostId, m, events, {}, res.device_one_time_keys_count, res.device_unused_fallback_key_types);
+          await store.flush();
+          syncSince.set(ghostId, res.next_batch);
+          if (!events.length) break;
+        }
+      });
+    },
+
     async onTransaction(txn) {
       const toDevice = (txn['de.sorunome.msc2409.to_device'] ?? []) as ToDevice[];
       const lists = txn['org.matrix.msc3202.device_lists'] ?? {};
@@ -139,18 +187,7 @@ export async function startEncryption(opts: { dataDir: string; secretsKey: Buffe
         await queues.run(userId, async () => {
           const m = await machineOf(userId);
           const mine = toDevice.filter((e) => e.to_user_id === userId && (!e.to_device_id || e.to_device_id === m.deviceId || e.to_device_id === '*'));
-          const c = counts[userId]?.[m.deviceId];
-          const f = fallback[userId]?.[m.deviceId];
-          const changed = (lists.changed ?? []).map((u) => new wasm.UserId(u));
-          const left = (lists.left ?? []).map((u) => new wasm.UserId(u));
-          const processed = await m.machine.receiveSyncChanges(
-            JSON.stringify(mine.map(({ to_user_id: _u, to_device_id: _d, ...e }) => e)),
-            new wasm.DeviceLists(changed, left),
-            new Map(Object.entries(c ?? {})),
-            f ? new Set(f) : undefined,
-          );
-          if (processed.length) log.debug({ ghost: userId, processed: processed.map((p) => `${p.type}${'utdInfo' in p ? `:${JSON.stringify((p as wasm.UTDToDeviceEvent).utdInfo)}` : ''}`) }, 'to-device processed');
-          await flushOutgoing(userId, m);
+          await feed(userId, m, mine, lists, counts[userId]?.[m.deviceId], fallback[userId]?.[m.deviceId]);
         });
       }
       await store.flush();
