@@ -274,9 +274,13 @@ export class GChatClient {
     return this.events.on(event, handler);
   }
 
-  /** Queues a text for `to`; returns its message_id (fixed for every retry). */
-  sendText(to: string, body: string, opts: { replyTo?: string; editOf?: string } = {}): Promise<string> {
-    return this.outbox.enqueue(to, { kind: 'text', body, ...(opts.replyTo ? { reply_to: messageId(opts.replyTo) } : {}), ...(opts.editOf ? { edit_of: messageId(opts.editOf) } : {}) });
+  /**
+   * Queues a text for `to`; returns its message_id (fixed for every retry). `messageId`: an id the
+   * caller derived (a bridge, from the source event), so that sending the same message twice queues it once.
+   */
+  sendText(to: string, body: string, opts: { replyTo?: string; editOf?: string; messageId?: string } = {}): Promise<string> {
+    const content = { kind: 'text' as const, body, ...(opts.replyTo ? { reply_to: messageId(opts.replyTo) } : {}), ...(opts.editOf ? { edit_of: messageId(opts.editOf) } : {}) };
+    return this.outbox.enqueue(to, content, false, opts.messageId === undefined ? undefined : messageId(opts.messageId));
   }
 
   /** Sends read receipts for messages of `conversation`. */

@@ -5,7 +5,7 @@
  * mismatch refreshes the device lists and seals only the copies that changed. The id never changes.
  */
 import { toBase64url } from '../protocol/bytes.js';
-import { type ContentBody, type ContentInput, newMessageId, serialiseContent } from '../protocol/content.js';
+import { type ContentBody, type ContentInput, type MessageId, newMessageId, serialiseContent } from '../protocol/content.js';
 import { encryptMessage } from '../protocol/session.js';
 import { utf8 } from '../protocol/bytes.js';
 import { retryDelay } from './backoff.js';
@@ -43,8 +43,8 @@ export class Outbox {
   /** The next run ignores retry backoff (the connection came back). */
   private ignoreBackoff = false;
   private stopped = true;
-  /** The last `ts` given out: each message gets a later one, so (ts, id) orders a device's messages as sent. */
-  private lastTs = 0;
+  /** Entries go out in createdAt order: two enqueued in the same millisecond must not tie (a tie sorted by random id reorders them). */
+  private lastCreatedAt = 0;
 
   constructor(
     private readonly core: ClientCore,
@@ -63,15 +63,17 @@ export class Outbox {
   }
 
   /** Stores a message for `recipient` and schedules its delivery. `silent`: no status (receipts). */
-  async enqueue(recipient: string, body: ContentBody, silent = false): Promise<string> {
+  async enqueue(recipient: string, body: ContentBody, silent = false, givenId?: MessageId): Promise<string> {
     const { ctx, kv } = this.core;
-    // Several messages in one millisecond would tie on ts, and their random ids would order them
-    // at random on the other side: a millisecond later each keeps the order they were written in.
-    const now = Math.max(ctx.now(), this.lastTs + 1);
-    this.lastTs = now;
-    const messageId = newMessageId(now, ctx.random);
-    const content = new TextDecoder().decode(serialiseContent({ ...body, id: messageId, ts: now } as ContentInput));
-    const entry: Entry = { messageId, recipient, content, createdAt: now, copies: [], attempts: 0, nextAttemptAt: 0, silent, ...(body.kind === 'call-offer' ? { urgent: true } : {}) };
+    const now = ctx.now();
+    // Strictly increasing per device, also as the content's ts: a receiver that lists stored
+    // messages (the bridge's catch-up after a crash) can put one sender's messages in send order.
+    const createdAt = (this.lastCreatedAt = Math.max(now, this.lastCreatedAt + 1));
+    // A caller-chosen id (the bridge derives one from the Matrix event id) makes a repeated enqueue a no-op.
+    if (givenId !== undefined && ((await kv.get(keys.outbox(givenId))) !== undefined || (await kv.get(keys.message(recipient, givenId))) !== undefined)) return givenId;
+    const messageId = givenId ?? newMessageId(now, ctx.random);
+    const content = new TextDecoder().decode(serialiseContent({ ...body, id: messageId, ts: createdAt } as ContentInput));
+    const entry: Entry = { messageId, recipient, content, createdAt, copies: [], attempts: 0, nextAttemptAt: 0, silent, ...(body.kind === 'call-offer' ? { urgent: true } : {}) };
     const ops: [string, Json][] = [[keys.outbox(messageId), entry as unknown as Json]];
     if (!silent) {
       const record: MessageRecord = {
@@ -82,7 +84,7 @@ export class Outbox {
         outgoing: true,
         kind: body.kind,
         content,
-        ts: now,
+        ts: createdAt,
         serverTs: null,
         status: 'pending',
         failure: null,
@@ -100,7 +102,8 @@ export class Outbox {
     const record = (await this.core.kv.get(keys.message(conversation, messageId))) as MessageRecord | undefined;
     if (!record?.outgoing || record.sender !== this.core.self.userId) return;
     const now = this.core.ctx.now();
-    const entry: Entry = { messageId, recipient: conversation, content: record.content, createdAt: now, copies: [], attempts: 0, nextAttemptAt: 0, silent: true, resendTo: to };
+    const createdAt = (this.lastCreatedAt = Math.max(now, this.lastCreatedAt + 1));
+    const entry: Entry = { messageId, recipient: conversation, content: record.content, createdAt, copies: [], attempts: 0, nextAttemptAt: 0, silent: true, resendTo: to };
     await this.core.kv.write([[entryKey(entry), entry as unknown as Json]]);
     this.kick();
   }

@@ -1,0 +1,69 @@
+/** Starts the whole bridge from a configuration: database, Matrix API, crypto, GChat clients, HTTP. */
+import type { Server } from 'node:http';
+import { type BridgeDb, openBridgeDb } from './db.js';
+import { Bridge, type MatrixEvent } from './bridge.js';
+import type { BridgeConfig } from './config.js';
+import { createLogger, type Logger } from './log.js';
+import { MatrixApi } from './matrix/api.js';
+import { appserviceApp, type Transaction } from './matrix/transactions.js';
+import { createMetrics } from './metrics.js';
+import { loadRegistration } from './registration.js';
+import { startEncryption, type Encryption } from './crypto/encryption.js';
+
+export interface RunningBridge {
+  bridge: Bridge;
+  url: string;
+  stop(): Promise<void>;
+}
+
+export async function startBridge(config: BridgeConfig, log: Logger = createLogger(config.log_level)): Promise<RunningBridge> {
+  const registration = loadRegistration(config);
+  const metrics = createMetrics();
+  const db: BridgeDb = await openBridgeDb({ dataDir: config.data_dir, ...(config.database.url ? { url: config.database.url } : {}) });
+  const api = new MatrixApi(config.homeserver.url, registration.as_token);
+  const bridge = new Bridge(config, db, api, log, metrics);
+  let encryption: Encryption | null = null;
+  if (config.encryption.enabled) {
+    encryption = await startEncryption({ dataDir: config.data_dir, secretsKey: Buffer.from(config.secrets_key, 'base64'), db, api, log });
+    bridge.encryption = encryption;
+  }
+
+  const handler = {
+    async transaction(txn: Transaction) {
+      log.debug({ fields: Object.keys(txn), events: txn.events?.length ?? 0, toDevice: txn['de.sorunome.msc2409.to_device']?.length ?? 0 }, 'transaction');
+      // Keys first: a room key that arrives with the event that needs it must be in place.
+      if (encryption) await encryption.onTransaction(txn);
+      for (const ev of txn.events ?? []) await bridge.onMatrixEvent(ev as MatrixEvent);
+      for (const ev of [...(txn.ephemeral ?? []), ...(txn['de.sorunome.msc2409.ephemeral'] ?? [])]) await bridge.onEphemeral(ev as { type: string; room_id?: string; content: Record<string, unknown> });
+      // Keys this transaction brought may unlock events that came before them.
+      await bridge.retryPending();
+    },
+    isOurUser: (userId: string) => bridge.gchatUserOf(userId) !== null,
+    async health() {
+      await db.query('SELECT 1');
+      return { encryption: !!encryption };
+    },
+  };
+  const inbound = appserviceApp({ hsToken: registration.hs_token, db, handler, log, metrics });
+  const app = inbound.app;
+  // Events still waiting for a key are looked at between transactions too (and given up on in time).
+  const retry = setInterval(() => void inbound.exclusive(() => bridge.retryPending()).catch((e: unknown) => log.warn({ err: (e as Error).message }, 'retry of pending events failed')), 5_000);
+  const server: Server = await new Promise((resolve, reject) => {
+    const s = app.listen(config.appservice.port, config.appservice.bind, () => resolve(s));
+    s.once('error', reject);
+  });
+  await bridge.accounts.startAll();
+  log.info({ port: config.appservice.port }, 'bridge listening');
+  return {
+    bridge,
+    url: `http://${config.appservice.bind}:${config.appservice.port}`,
+    async stop() {
+      clearInterval(retry);
+      await new Promise<void>((r) => server.close(() => r()));
+      server.closeAllConnections();
+      await bridge.stop();
+      await encryption?.close();
+      await db.close();
+    },
+  };
+}

@@ -1,0 +1,58 @@
+/**
+ * The GChat client's KeyValueStore on the bridge database, one namespace per Matrix user, every
+ * value sealed with AES-256-GCM under the configured secrets key (the key name is bound as
+ * associated data, so a value cannot be moved to another key or owner).
+ */
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import type { Json, KeyValueStore, WriteOp } from '../../src/client/storage.js';
+import type { BridgeDb } from './db.js';
+
+export class SealedKeyValueStore implements KeyValueStore {
+  constructor(
+    private readonly db: BridgeDb,
+    private readonly owner: string,
+    private readonly key: Buffer,
+  ) {
+    if (key.length !== 32) throw new Error('the secrets key must be 32 bytes');
+  }
+
+  private seal(k: string, v: Json): string {
+    const iv = randomBytes(12);
+    const c = createCipheriv('aes-256-gcm', this.key, iv);
+    c.setAAD(Buffer.from(`${this.owner}\0${k}`));
+    const ct = Buffer.concat([c.update(JSON.stringify(v), 'utf8'), c.final()]);
+    return Buffer.concat([iv, ct, c.getAuthTag()]).toString('base64');
+  }
+
+  private open(k: string, sealed: string): Json {
+    const b = Buffer.from(sealed, 'base64');
+    const d = createDecipheriv('aes-256-gcm', this.key, b.subarray(0, 12));
+    d.setAAD(Buffer.from(`${this.owner}\0${k}`));
+    d.setAuthTag(b.subarray(b.length - 16));
+    return JSON.parse(Buffer.concat([d.update(b.subarray(12, b.length - 16)), d.final()]).toString('utf8')) as Json;
+  }
+
+  async get(key: string): Promise<Json | undefined> {
+    const [row] = await this.db.query<{ value: string }>('SELECT value FROM gchat_kv WHERE owner = $1 AND key = $2', [this.owner, key]);
+    return row ? this.open(key, row.value) : undefined;
+  }
+
+  async list(prefix: string): Promise<[string, Json][]> {
+    // Range on the primary key: keys >= prefix and < prefix + U+FFFF (no LIKE escaping needed).
+    const rows = await this.db.query<{ key: string; value: string }>('SELECT key, value FROM gchat_kv WHERE owner = $1 AND key >= $2 AND key < $3 ORDER BY key', [this.owner, prefix, `${prefix}\uffff`]);
+    return rows.filter((r) => r.key.startsWith(prefix)).map((r) => [r.key, this.open(r.key, r.value)]);
+  }
+
+  async write(ops: readonly WriteOp[]): Promise<void> {
+    if (!ops.length) return;
+    const sealed = ops.map(([k, v]) => [k, v === undefined ? undefined : this.seal(k, v)] as const);
+    await this.db.tx(async (sql) => {
+      for (const [k, v] of sealed) {
+        if (v === undefined) await sql.query('DELETE FROM gchat_kv WHERE owner = $1 AND key = $2', [this.owner, k]);
+        else await sql.query('INSERT INTO gchat_kv (owner, key, value) VALUES ($1, $2, $3) ON CONFLICT (owner, key) DO UPDATE SET value = EXCLUDED.value', [this.owner, k, v]);
+      }
+    });
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,99 @@
+/**
+ * The bridge against a real Synapse and a real GChat server: an unencrypted DM both ways (text,
+ * reply, edit, receipt, typing, delivery status), and a Matrix user the configuration does not
+ * allow, who gets a polite refusal and no GChat account.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REFUSAL } from '../../bridge/src/bridge.js';
+import { gchatUsernameFor } from '../../bridge/src/ids.js';
+import type { GChatClient } from '../../src/client/client.js';
+import { BridgeProcess, PlainMatrixUser } from '../helpers/bridge.js';
+import { type Observer, registered, waitFor } from '../helpers/clients.js';
+import { ServerProcess } from '../helpers/server-process.js';
+import { SERVER_NAME, Synapse, synapseMissing } from '../helpers/synapse.js';
+
+const missing = synapseMissing();
+
+describe.skipIf(missing)('Matrix bridge: unencrypted DM through real Synapse', () => {
+  let gchat: ServerProcess;
+  let synapse: Synapse;
+  let bridge: BridgeProcess;
+  let alice: PlainMatrixUser;
+  let bob: { client: GChatClient; seen: Observer };
+  const ghost = `@gchat_bob:${SERVER_NAME}`;
+
+  beforeAll(async () => {
+    gchat = await ServerProcess.create({ prefix: 'bridge_plain' });
+    bridge = await BridgeProcess.prepare({ gchatUrl: gchat.url, allowed: [`@alice:${SERVER_NAME}`], encryption: false });
+    synapse = await Synapse.start([bridge.registrationFile]);
+    await bridge.start(synapse.url);
+    const a = await synapse.register('alice');
+    alice = new PlainMatrixUser(synapse.url, a.userId, a.accessToken);
+    bob = await registered(gchat.url, 'bob');
+    await bob.client.start();
+  });
+
+  afterAll(async () => {
+    await alice?.stop();
+    await bob?.client.stop();
+    await bridge?.close();
+    await synapse?.stop();
+    await gchat?.close();
+  });
+
+  it('bridges text, replies, edits, receipts, typing and delivery status both ways, once each', async () => {
+    const { room_id: room } = await alice.call<{ room_id: string }>('POST', '/_matrix/client/v3/createRoom', { invite: [ghost], is_direct: true, preset: 'trusted_private_chat' });
+    await waitFor('the ghost to join', async () => (await alice.call<{ joined: Record<string, unknown> }>('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(room)}/joined_members`)).joined[ghost] !== undefined);
+    const aliceOnGChat = gchatUsernameFor(alice.userId);
+
+    const first = await alice.send(room, { msgtype: 'm.text', body: 'hello bob' });
+    await waitFor('bob to get the first message', () => bob.seen.messages.length === 1);
+    expect(bob.seen.messages[0]).toMatchObject({ sender: aliceOnGChat, body: 'hello bob', replyTo: null, editOf: null });
+    const firstId = bob.seen.messages[0]!.messageId;
+
+    // Bob answers with a reply to it; Alice sees it from the ghost, as a reply to her event.
+    await bob.client.sendText(aliceOnGChat, 'hi alice', { replyTo: firstId });
+    await waitFor('alice to get the reply', () => alice.messages(room, ghost).length === 1);
+    const reply = alice.messages(room, ghost)[0]!;
+    expect(reply.content.body).toBe('hi alice');
+    expect(reply.content['m.relates_to']).toEqual({ 'm.in_reply_to': { event_id: first } });
+
+    // Alice edits her message; Bob gets an edit of the same message id.
+    await alice.send(room, { msgtype: 'm.text', body: '* hello Bob', 'm.new_content': { msgtype: 'm.text', body: 'hello Bob' }, 'm.relates_to': { rel_type: 'm.replace', event_id: first } });
+    await waitFor('bob to get the edit', () => bob.seen.messages.length === 2);
+    expect(bob.seen.messages[1]).toMatchObject({ body: 'hello Bob', editOf: firstId });
+
+    // Alice reads Bob's reply: Bob's message turns read.
+    const bobMsgId = (await bob.client.messages(aliceOnGChat)).find((m) => m.outgoing)!.messageId;
+    await alice.call('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(room)}/receipt/m.read/${encodeURIComponent(reply.event_id)}`, {});
+    await waitFor('bob to see his message read', () => bob.seen.statuses.get(bobMsgId) === 'read');
+
+    // Typing from Alice reaches Bob.
+    const typing: string[] = [];
+    bob.client.on('typing', (t) => typing.push(`${t.from}:${t.state}`));
+    await alice.call('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(room)}/typing/${encodeURIComponent(alice.userId)}`, { typing: true, timeout: 30000 });
+    await waitFor('bob to see alice typing', () => typing.includes(`${aliceOnGChat}:started`));
+
+    // The GChat delivery state of Alice's message is shown in Matrix.
+    await waitFor('a send status for the first message', () =>
+      alice.timeline.some((e) => e.room_id === room && e.type === 'com.beeper.message_send_status' && (e.content['m.relates_to'] as { event_id?: string } | undefined)?.event_id === first && e.content.status === 'SUCCESS'),
+    );
+    // Exactly once, no echo.
+    expect(bob.seen.messages.length).toBe(2);
+    expect(alice.messages(room, ghost).length).toBe(1);
+    expect(alice.messages(room, alice.userId).length).toBe(2);
+  });
+
+  it('politely refuses a Matrix user the configuration does not allow, and makes no GChat account', async () => {
+    const m = await synapse.register('mallory');
+    const mallory = new PlainMatrixUser(synapse.url, m.userId, m.accessToken);
+    try {
+      const { room_id: room } = await mallory.call<{ room_id: string }>('POST', '/_matrix/client/v3/createRoom', { invite: [ghost], is_direct: true });
+      await waitFor('the refusal', () => mallory.messages(room, ghost).some((e) => e.content.body === REFUSAL));
+      const r = await fetch(`${gchat.url}/v1/accounts/${gchatUsernameFor(m.userId)}`);
+      expect(r.status).toBe(404);
+    } finally {
+      await mallory.stop();
+    }
+  });
+});
