@@ -12,23 +12,13 @@ import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { ALICE, BOB, bodyOf, type ChildMessage } from './fixtures/olm-crash-protocol.js';
 import { MiniHomeserver } from './fixtures/mini-homeserver.js';
+import { mulberry32 } from '../helpers/seeded-random.js';
 
 const TOTAL = 30;
 const KILLS = 6;
 const root = mkdtempSync(join(tmpdir(), 'gchat-olm-crash-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-/** A small seeded generator, so a failing run can be replayed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Life {
   killed: boolean;

@@ -4,6 +4,7 @@
  * flaky network, not a corrupting one. Randomness is seeded, so a failure can be replayed.
  */
 import { type Server, type Socket, createConnection, createServer } from 'node:net';
+import { mulberry32 } from './seeded-random.js';
 
 export interface ChaosOptions {
   /** Where connections go; with several, each new connection takes the next that accepts it. */
@@ -31,16 +32,6 @@ function connectAny(ports: readonly number[], start: number): Promise<Socket> {
   });
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export class ChaosProxy {
   private server: Server | null = null;

@@ -13,6 +13,7 @@ import { nodeCryptoProvider } from '../../src/platform/node-crypto.js';
 import { ChaosProxy } from './chaos-proxy.js';
 import { PgCluster } from './pg-cluster.js';
 import { ServerProcess } from './server-process.js';
+import { mulberry32 } from './seeded-random.js';
 
 export interface ChaosOptions {
   rounds: number;
@@ -40,16 +41,6 @@ export interface ChaosFigures {
 const PASSWORD = 'chaos run password';
 const FAULTS = ['kill-instance', 'restart-postgres', 'cut-all', 'stall'] as const;
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
