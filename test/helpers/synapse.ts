@@ -15,7 +15,7 @@ import { freePort } from './server-process.js';
 const root = join(import.meta.dirname, '../..');
 
 export function synapsePython(): string | null {
-  const candidates = [process.env.SYNAPSE_PYTHON, join(root, '.venv-synapse/bin/python'), '/work/.venv-synapse/bin/python'].filter((x): x is string => !!x);
+  const candidates = [process.env.SYNAPSE_PYTHON, join(root, '.venv-synapse/bin/python')].filter((x): x is string => !!x);
   for (const p of candidates) {
     if (existsSync(p) && spawnSync(p, ['-c', 'import synapse'], { stdio: 'ignore' }).status === 0) return p;
   }
