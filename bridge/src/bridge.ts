@@ -263,7 +263,7 @@ export class Bridge {
         const readers = (byType as Record<string, Record<string, unknown>>)['m.read'] ?? {};
         if (!(portal.matrix_user in readers)) continue;
         const [target] = await this.db.query<{ message_id: string }>('SELECT message_id FROM message_map WHERE room_id = $1 AND event_id = $2 AND NOT from_matrix', [portal.room_id, eventId]);
-        if (target) await client.markRead(portal.gchat_user, [target.message_id]);
+        if (target) await this.markReadUpTo(portal, client, target.message_id);
       }
     } else if (ev.type === 'm.typing') {
       const typing = Array.isArray(ev.content.user_ids) && ev.content.user_ids.includes(portal.matrix_user);
@@ -272,6 +272,21 @@ export class Bridge {
         await client.sendTyping(portal.gchat_user, typing ? 'started' : 'stopped');
       }
     }
+  }
+
+  /**
+   * A Matrix read receipt means everything up to that event was read (Matrix receipts are
+   * cumulative): every GChat message from the contact up to it, not yet marked, turns read.
+   */
+  private async markReadUpTo(portal: Portal, client: GChatClient, messageId: string): Promise<void> {
+    const target = await client.message(portal.gchat_user, messageId);
+    if (!target) return;
+    const [mark] = await this.db.query<{ ts: string }>('SELECT ts FROM read_marks WHERE room_id = $1', [portal.room_id]);
+    const after = mark ? Number(mark.ts) : -Infinity;
+    if (target.ts <= after) return; // an older receipt arriving late: already covered
+    const ids = (await client.messages(portal.gchat_user)).filter((m) => !m.outgoing && m.ts > after && m.ts <= target.ts).map((m) => m.messageId);
+    await client.markRead(portal.gchat_user, ids);
+    await this.db.query('INSERT INTO read_marks (room_id, ts) VALUES ($1, $2) ON CONFLICT (room_id) DO UPDATE SET ts = GREATEST(read_marks.ts, EXCLUDED.ts)', [portal.room_id, target.ts]);
   }
 
   // ---- GChat to Matrix -----------------------------------------------------------------------

@@ -32,6 +32,8 @@ const SCHEMA = [
   `CREATE UNIQUE INDEX IF NOT EXISTS message_map_event ON message_map (room_id, event_id)`,
   // Encrypted events whose room key has not arrived yet, and the events of their room behind them (order).
   `CREATE TABLE IF NOT EXISTS pending_events (seq BIGSERIAL PRIMARY KEY, room_id TEXT NOT NULL, event_id TEXT NOT NULL UNIQUE, event TEXT NOT NULL, first_seen BIGINT NOT NULL)`,
+  // Per portal, the GChat ts up to which the Matrix user's read receipts were passed on (no re-marking).
+  `CREATE TABLE IF NOT EXISTS read_marks (room_id TEXT PRIMARY KEY, ts BIGINT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS ghost_devices (user_id TEXT PRIMARY KEY, crypto_device TEXT, display_name TEXT)`,
 ];
 
