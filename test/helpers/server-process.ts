@@ -80,6 +80,11 @@ export class ServerProcess {
     return s;
   }
 
+  /** The PostgreSQL database the server runs on (null on embedded PGlite), for tests that edit its rows. */
+  get databaseUrl(): string | null {
+    return this.env.DATABASE_URL ?? null;
+  }
+
   get database(): 'postgres' | 'pglite' {
     return this.env.DATABASE_URL ? 'postgres' : 'pglite';
   }
