@@ -305,7 +305,7 @@ export class Bridge {
     client.on('keyChange', (k) =>
       void this.queues.run(`status:${matrixUser}`, async () => {
         const portal = await this.portalOf(matrixUser, k.userId);
-        if (portal) await this.notice(portal, `${k.userId}’s GChat key changed. Your messages to them are held until you send “accept-key ${k.userId}” in the bridge bot’s room (check with them first).`, `keychange.${Date.now()}`);
+        if (portal) await this.notice(portal, `${k.userId}’s GChat key changed. Your messages to them are held until you send “accept-key ${k.userId}” to the bridge bot ${this.botId} (check with them first).`, `keychange.${Date.now()}`);
       }).catch(() => undefined),
     );
     // Catch-up: messages stored by the client but not yet in Matrix (a crash between the two).
