@@ -7,6 +7,7 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
  */
 const LONG = [
   'bridge/encrypted-dm',
+  'bridge/key-change',
   'client/chaos',
   'client/cli',
   'bridge/plain-dm',
