@@ -89,6 +89,14 @@ describe.skipIf(missing)('Matrix bridge: unencrypted DM through real Synapse', (
     expect(bob.seen.messages.length).toBe(2);
     expect(alice.messages(room, ghost).length).toBe(2);
     expect(alice.messages(room, alice.userId).length).toBe(2);
+
+    // What an admin watches: /health answers, and /metrics counted what crossed each way.
+    expect((await fetch(`${bridge.url}/health`)).status).toBe(200);
+    const metrics = await (await fetch(`${bridge.url}/metrics`)).text();
+    for (const direction of ['matrix_to_gchat', 'gchat_to_matrix']) {
+      const n = Number(new RegExp(`^gchat_bridge_events_bridged_total\\{direction="${direction}"\\} (\\d+)$`, 'm').exec(metrics)?.[1] ?? 0);
+      expect(n, direction).toBeGreaterThanOrEqual(2);
+    }
   });
 
   it('politely refuses a Matrix user the configuration does not allow, and makes no GChat account', async () => {
