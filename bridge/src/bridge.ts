@@ -120,10 +120,11 @@ export class Bridge {
       return;
     }
     if (ev.type !== 'm.room.message' && ev.type !== 'm.room.encrypted') return;
-    const portal = await this.portalByRoom(ev.room_id);
-    if (portal) {
+    // The portal and whether events of its room wait for a key, in one round trip (the send path).
+    const [row] = await this.db.query<Portal & Record<string, unknown> & { waiting: boolean }>('SELECT p.*, EXISTS (SELECT 1 FROM pending_events e WHERE e.room_id = p.room_id) AS waiting FROM portals p WHERE p.room_id = $1', [ev.room_id]);
+    if (row) {
+      const { waiting, ...portal } = row;
       if (ev.sender !== portal.matrix_user) return;
-      const [waiting] = await this.db.query('SELECT 1 FROM pending_events WHERE room_id = $1 LIMIT 1', [ev.room_id]);
       if (waiting || !(await this.tryBridge(portal, ev, false))) {
         await this.db.query('INSERT INTO pending_events (room_id, event_id, event, first_seen) VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING', [ev.room_id, ev.event_id, JSON.stringify(ev), Date.now()]);
       }

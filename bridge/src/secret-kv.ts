@@ -44,14 +44,30 @@ export class SealedKeyValueStore implements KeyValueStore {
   }
 
   async write(ops: readonly WriteOp[]): Promise<void> {
-    if (!ops.length) return;
-    const sealed = ops.map(([k, v]) => [k, v === undefined ? undefined : this.seal(k, v)] as const);
-    await this.db.tx(async (sql) => {
-      for (const [k, v] of sealed) {
-        if (v === undefined) await sql.query('DELETE FROM gchat_kv WHERE owner = $1 AND key = $2', [this.owner, k]);
-        else await sql.query('INSERT INTO gchat_kv (owner, key, value) VALUES ($1, $2, $3) ON CONFLICT (owner, key) DO UPDATE SET value = EXCLUDED.value', [this.owner, k, v]);
+    // The last op per key wins; then puts and deletes are disjoint and go out as one statement
+    // each (every statement is a round trip to the database, and writes sit on the send path).
+    const last = new Map<string, Json | undefined>();
+    for (const [k, v] of ops) last.set(k, v);
+    const puts: string[] = [];
+    const dels: string[] = [];
+    const params: string[] = [this.owner];
+    for (const [k, v] of last) {
+      if (v === undefined) dels.push(k);
+      else {
+        params.push(k, this.seal(k, v));
+        puts.push(`($1, $${params.length - 1}, $${params.length})`);
       }
-    });
+    }
+    const statements: [string, unknown[]][] = [];
+    if (dels.length) statements.push(['DELETE FROM gchat_kv WHERE owner = $1 AND key = ANY($2::text[])', [this.owner, dels]]);
+    if (puts.length) statements.push([`INSERT INTO gchat_kv (owner, key, value) VALUES ${puts.join(', ')} ON CONFLICT (owner, key) DO UPDATE SET value = EXCLUDED.value`, params]);
+    if (!statements.length) return;
+    // One statement is atomic on its own; two need a transaction.
+    if (statements.length === 1) await this.db.query(...statements[0]!);
+    else
+      await this.db.tx(async (sql) => {
+        for (const [text, p] of statements) await sql.query(text, p);
+      });
   }
 
   async close(): Promise<void> {}

@@ -70,7 +70,7 @@ export class Outbox {
     // messages (the bridge's catch-up after a crash) can put one sender's messages in send order.
     const createdAt = (this.lastCreatedAt = Math.max(now, this.lastCreatedAt + 1));
     // A caller-chosen id (the bridge derives one from the Matrix event id) makes a repeated enqueue a no-op.
-    if (givenId !== undefined && ((await kv.get(keys.outbox(givenId))) !== undefined || (await kv.get(keys.message(recipient, givenId))) !== undefined)) return givenId;
+    if (givenId !== undefined && (await Promise.all([kv.get(keys.outbox(givenId)), kv.get(keys.message(recipient, givenId))])).some((v) => v !== undefined)) return givenId;
     const messageId = givenId ?? newMessageId(now, ctx.random);
     const content = new TextDecoder().decode(serialiseContent({ ...body, id: messageId, ts: createdAt } as ContentInput));
     const entry: Entry = { messageId, recipient, content, createdAt, copies: [], attempts: 0, nextAttemptAt: 0, silent, ...(body.kind === 'call-offer' ? { urgent: true } : {}) };
