@@ -28,7 +28,8 @@ import { freshDatabase, pgExec, seedAccounts, type SeededAccount } from '../test
 const DEVICES = Number(process.env.BENCH_DEVICES ?? 500);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const GRACE_MS = Number(process.env.BENCH_GRACE_MS ?? 1000);
-const BODY = randomBytes(216).toString('base64url');
+/** A well-formed SPEC §5 normal message head (version 1, type 2) around random bytes: the server checks the head. */
+const BODY = Buffer.concat([Buffer.from([0x01, 0x02]), randomBytes(40 + 16 + 96)]).toString('base64url');
 
 function log(s: string): void {
   process.stdout.write(`${s}\n`);
