@@ -11,7 +11,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, trunca
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DirLockedError } from '../../bridge/src/crypto/dir-lock.js';
+import { DirLockedError } from '../../src/client/stores/dir-lock.js';
 import { installGlobals, openDurableIndexedDB, type DurableIndexedDB } from '../../bridge/src/crypto/durable-idb.js';
 import { readFrames } from '../../bridge/src/crypto/framed-file.js';
 

@@ -28,7 +28,7 @@ import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, r
 import { join } from 'node:path';
 import { deserialize, serialize } from 'node:v8';
 import * as fake from 'fake-indexeddb';
-import { lockDir } from './dir-lock.js';
+import { lockDir } from '../../../src/client/stores/dir-lock.js';
 import { frame, readFrames, writeFileAtomic } from './framed-file.js';
 import {
   applyChanges,
@@ -46,7 +46,7 @@ import {
 } from './idb-internals.js';
 import { JournalWriter } from './journal-writer.js';
 
-export { DirLockedError } from './dir-lock.js';
+export { DirLockedError } from '../../../src/client/stores/dir-lock.js';
 
 export interface DurableIndexedDB {
   /** The factory to hand to IndexedDB users (see installGlobals for crypto-wasm). */

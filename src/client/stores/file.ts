@@ -4,29 +4,19 @@
  * from a crash mid-append, is ignored: that batch never resolved); the log is folded into the
  * snapshot when it grows past a bound. One process at a time holds the directory (a lock file).
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Json, KeyValueStore, WriteOp } from '../storage.js';
+import { lockDir } from './dir-lock.js';
 import { OrderedMap } from './ordered-map.js';
 
 const SNAPSHOT = 'state.json';
 const LOG = 'state.log';
-const LOCK = 'lock';
 /** Batches in the log before it is folded into the snapshot. */
 const COMPACT_AFTER = 2000;
 
-export class StoreLockedError extends Error {
-  override readonly name = 'StoreLockedError';
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+/** Another process (or another open in this one) holds the directory. */
+export { DirLockedError as StoreLockedError } from './dir-lock.js';
 
 export class FileKeyValueStore implements KeyValueStore {
   private readonly data = new OrderedMap<Json>();
@@ -34,20 +24,23 @@ export class FileKeyValueStore implements KeyValueStore {
   private logged = 0;
   private closed = false;
 
-  private constructor(private readonly dir: string) {
+  private constructor(
+    private readonly dir: string,
+    private readonly unlock: () => void,
+  ) {
     this.load();
     this.logFd = openSync(join(dir, LOG), 'a');
   }
 
   static open(dir: string): FileKeyValueStore {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const lock = join(dir, LOCK);
-    if (existsSync(lock)) {
-      const pid = Number(readFileSync(lock, 'utf8'));
-      if (pid && pid !== process.pid && pidAlive(pid)) throw new StoreLockedError(`${dir} is in use by process ${pid}`);
+    const unlock = lockDir(dir);
+    try {
+      return new FileKeyValueStore(dir, unlock);
+    } catch (e) {
+      unlock();
+      throw e;
     }
-    writeFileSync(lock, String(process.pid), { mode: 0o600 });
-    return new FileKeyValueStore(dir);
   }
 
   private load(): void {
@@ -108,6 +101,6 @@ export class FileKeyValueStore implements KeyValueStore {
     if (this.closed) return;
     this.closed = true;
     closeSync(this.logFd);
-    rmSync(join(this.dir, LOCK), { force: true });
+    this.unlock();
   }
 }
