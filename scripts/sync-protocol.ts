@@ -1,6 +1,6 @@
 /**
- * `npm run sync:protocol [-- DIR [REPO]]`: copies the protocol's source of truth (DIR, default
- * ../shared/protocol) into this repository (or REPO), so a clone needs nothing outside itself:
+ * `npm run sync:protocol -- DIR [REPO]`: copies the protocol's source of truth (DIR: the folder that
+ * holds SPEC.md and vectors/) into this repository (or REPO), so a clone needs nothing outside itself:
  * SPEC.md -> docs/protocol.md, vectors/*.json -> test/vectors/, README.md -> test/vectors/README.md.
  * Vector files that are gone from DIR are removed here too. Prints what changed.
  */
@@ -8,7 +8,12 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync 
 import { join, resolve } from 'node:path';
 
 const root = resolve(process.argv[3] ?? join(import.meta.dirname, '..'));
-const source = resolve(root, process.argv[2] ?? '../shared/protocol');
+const dirArg = process.argv[2];
+if (!dirArg) {
+  console.error('usage: npm run sync:protocol -- DIR [REPO]   (DIR holds SPEC.md and vectors/)');
+  process.exit(2);
+}
+const source = resolve(root, dirArg);
 
 function sync(from: string, to: string): boolean {
   const before = existsSync(to) ? readFileSync(to) : null;
