@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../bridge/src/config.js';
 import { makeRegistration } from '../../bridge/src/registration.js';
-import { freePort } from './server-process.js';
+import { freePort, untilHealthy } from './server-process.js';
 import { SERVER_NAME } from './synapse.js';
 
 const root = join(import.meta.dirname, '../..');
@@ -63,17 +63,7 @@ export class BridgeProcess {
     };
     child.stdout!.on('data', keep);
     child.stderr!.on('data', keep);
-    const deadline = Date.now() + 120_000;
-    while (Date.now() < deadline) {
-      if (child.exitCode !== null) throw new Error(`bridge exited (${child.exitCode}):\n${this.output}`);
-      const ok = await fetch(`${this.url}/health`).then(
-        (r) => r.ok,
-        () => false,
-      );
-      if (ok) return;
-      await new Promise((r) => setTimeout(r, 150));
-    }
-    throw new Error(`bridge did not start:\n${this.output}`);
+    await untilHealthy(child, `${this.url}/health`, 'bridge', () => this.output);
   }
 
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {

@@ -23,6 +23,24 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * Waits until `url` answers 200 from the child process just started, or fails with its output when
+ * it exits first or takes over two minutes (a slow, shared machine).
+ */
+export async function untilHealthy(child: ChildProcess, url: string, what: string, output: () => string): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${what} exited (${child.exitCode}):\n${output()}`);
+    const ok = await fetch(url).then(
+      (r) => r.status === 200,
+      () => false, // not listening yet
+    );
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  throw new Error(`${what} did not become ready:\n${output()}`);
+}
+
 /** A new migrated PostgreSQL database, or null when none is reachable outside CI (loudly). */
 async function freshPgDatabase(prefix: string): Promise<FreshDatabase | null> {
   return (await postgresReachable()) ? freshDatabase(prefix) : null;
@@ -103,18 +121,7 @@ export class ServerProcess {
     };
     child.stdout!.on('data', keep);
     child.stderr!.on('data', keep);
-    const deadline = Date.now() + 120_000;
-    while (Date.now() < deadline) {
-      if (child.exitCode !== null) throw new Error(`server exited (${child.exitCode}):\n${this.output}`);
-      try {
-        const r = await fetch(`${this.url}/ready`);
-        if (r.status === 200) return;
-      } catch {
-        // not listening yet
-      }
-      await new Promise((r) => setTimeout(r, 150));
-    }
-    throw new Error(`server did not become ready:\n${this.output}`);
+    await untilHealthy(child, `${this.url}/ready`, 'server', () => this.output);
   }
 
   /** SIGKILL: no graceful shutdown, as in a crash. */
