@@ -7,7 +7,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDurableIndexedDB } from '../bridge/src/crypto/durable-idb.js';
+import { printMachine } from './bench/machine.js';
 
+printMachine();
 const dir = process.argv[2] ?? mkdtempSync(join(tmpdir(), 'bench-durable-idb-'));
 const N = 500;
 /** Transactions on different stores run side by side, so their records can share an fsync. */

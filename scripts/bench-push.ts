@@ -24,6 +24,7 @@ import { systemRandom } from '../src/protocol/primitives.js';
 import type { Subscription } from '../test/helpers/push-service.js';
 import { ServerProcess } from '../test/helpers/server-process.js';
 import { freshDatabase, pgExec, seedAccounts, type SeededAccount } from '../test/server/delivery-fixture.js';
+import { printMachine } from './bench/machine.js';
 
 const DEVICES = Number(process.env.BENCH_DEVICES ?? 500);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
@@ -180,6 +181,7 @@ async function run(push: boolean, service: PushServiceProcess): Promise<Run> {
 }
 
 async function main(): Promise<void> {
+  printMachine(log);
   const service = await PushServiceProcess.start();
   try {
     log(`bench:push — ${DEVICES} offline devices registered for Web Push, one message each, ${CONCURRENCY} sends in flight, grace ${GRACE_MS} ms`);

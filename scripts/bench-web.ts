@@ -12,17 +12,20 @@
  *      node:crypto, as `gchat` uses it) through the same server: sendText until the receiver's
  *      `message` event.
  *
- * The server runs in this process (delivery mounted as in main.ts) on a fresh PostgreSQL database
- * (BENCH_PG_URL, default the local test server) and a free port; Chromium is /usr/bin/chromium.
+ * The server runs as its own process (src/server/main.ts, serving web/dist) on a fresh PostgreSQL
+ * database (the local test server) and a free port, so the Node SDK clients that load it here do
+ * not share its event loop; Chromium is /usr/bin/chromium.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import type { Page } from 'playwright-core';
+import { chromium, type Page } from 'playwright-core';
 import { GChatClient } from '../src/client/client.js';
 import { nodeClientOptions } from '../src/client/node.js';
-import { openApp, openChat, signUp, startWebBench, waitOnline } from '../test/web/harness.js';
+import { ServerProcess } from '../test/helpers/server-process.js';
+import { CHROMIUM, ensureBuilt, openApp, openChat, signUp, waitOnline } from '../test/web/harness.js';
+import { loadNow, printMachine } from './bench/machine.js';
 import type { BuildInfo } from './build-web.js';
 
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 200);
@@ -125,7 +128,14 @@ function summary(latencies: number[]): string {
   return `p50 ${fmt(pct(s, 50))}, p99 ${fmt(pct(s, 99))}, max ${fmt(s.at(-1)!)} (n=${s.length})`;
 }
 
-const bench = await startWebBench('gchat_bench_web');
+printMachine();
+await ensureBuilt();
+const server = await ServerProcess.create({ prefix: 'gchat_bench_web' });
+const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+const bench = {
+  url: `${server.url}/`,
+  person: () => browser.newContext({ viewport: { width: 1100, height: 720 }, colorScheme: 'light' as const, deviceScaleFactor: 1 }),
+};
 try {
   const info = JSON.parse(readFileSync(join(dist, 'build.json'), 'utf8')) as BuildInfo;
   const gz = info.firstScreen.reduce((n, f) => n + gzipSync(readFileSync(join(dist, f)), { level: 9 }).length, 0);
@@ -155,7 +165,9 @@ try {
   console.log(`warm load (service worker cache): median ${fmt(median(warm))} of ${LOADS} [${warm.join(', ')}]`);
 
   console.log(`browser to browser (${MESSAGES} messages, one at a time): ${summary(await browserLatency(alice, bob, bobName, aliceName))}`);
-  console.log(`SDK to SDK in Node, the CLI's file store (${MESSAGES} messages): ${summary(await sdkLatency(bench.server.url))}`);
+  console.log(`SDK to SDK in Node, the CLI's file store (${MESSAGES} messages): ${summary(await sdkLatency(server.url))}`);
+  console.log(loadNow());
 } finally {
-  await bench.close();
+  await browser.close().catch(() => undefined);
+  await server.close();
 }
