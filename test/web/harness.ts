@@ -158,6 +158,9 @@ export async function axeViolations(page: Page): Promise<{ id: string; impact: s
   const source = (await import('node:fs')).readFileSync(join(root, 'node_modules/axe-core/axe.min.js'), 'utf8');
   // Added through the DevTools protocol, not a <script> tag: the page's CSP stays as strict as users get it.
   await page.evaluate(source);
+  // axe measures what is on screen now: let fades (e.g. message actions after the pointer leaves)
+  // come to rest first, or a half-transparent control reads as low contrast.
+  await page.evaluate(() => Promise.all(document.getAnimations().map((a) => a.finished.catch(() => undefined))));
   const result = (await page.evaluate(async () => {
     const axe = (globalThis as unknown as { axe: { run: (ctx: Document, o: object) => Promise<{ violations: { id: string; impact: string; nodes: { target: string[] }[] }[] }> } }).axe;
     const r = await axe.run(document, { resultTypes: ['violations'] });
