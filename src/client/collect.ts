@@ -17,7 +17,7 @@
  * waited while the device was off is read before a key it needs goes.
  */
 import { keys, type StoredPqPrekey, type StoredPrekey } from './state.js';
-import type { Json, KeyValueStore, WriteOp } from './storage.js';
+import { canCompact, type Json, type KeyValueStore, type WriteOp } from './storage.js';
 import type { PrekeyStatus } from './transport/api.js';
 
 /** The server's default GCHAT_MESSAGE_RETENTION_SECONDS, for a server that does not say its own. */
@@ -27,6 +27,9 @@ export const CLOCK_MARGIN_MS = 24 * 3600 * 1000;
 
 /** How long a dedup record or a claimed key's private half is kept, for a server retention. */
 export const keepFor = (retentionMs: number): number => 2 * retentionMs + CLOCK_MARGIN_MS;
+
+/** Deletions in one collection past which the store is compacted at once. */
+const COMPACT_AFTER_DELETES = 1000;
 
 export interface Collected {
   seen: number;
@@ -88,5 +91,7 @@ export async function collectExpired(kv: KeyValueStore, now: number): Promise<Co
     }
   }
   if (ops.length) await kv.write(ops);
+  // A long history's first collection frees much: give the space back now, not at the next fold.
+  if (ops.length >= COMPACT_AFTER_DELETES && canCompact(kv)) await kv.compact();
   return done;
 }
