@@ -116,6 +116,31 @@ describe('file store across restarts', () => {
     await kv.close();
   });
 
+  it('a large group stays on disk until read, and writes made meanwhile (and replayed from the log) are not lost', async () => {
+    const dir = freshDir();
+    let kv = FileKeyValueStore.open(dir);
+    await kv.write(values(600));
+    await kv.write([['c/1', 'small']]);
+    await kv.compact();
+    await kv.close();
+    kv = FileKeyValueStore.open(dir);
+    await kv.write([['m/00001', undefined], ['m/99999', 'new'], ['c/2', 'small too']]);
+    expect(await kv.list('c/')).toEqual([['c/1', 'small'], ['c/2', 'small too']]);
+    await kv.close();
+    kv = FileKeyValueStore.open(dir);
+    const m = await kv.list('m/');
+    expect(m).toHaveLength(600);
+    expect(m.map(([k]) => k).slice(0, 2)).toEqual(['m/00000', 'm/00002']);
+    expect(m.at(-1)).toEqual(['m/99999', 'new']);
+    expect(await kv.get('m/00002')).toEqual({ i: 2, text: 'x'.repeat(600) });
+    await kv.compact();
+    await kv.close();
+    kv = FileKeyValueStore.open(dir);
+    expect(await kv.get('m/00001')).toBeUndefined();
+    expect((await kv.list('')).length).toBe(602);
+    await kv.close();
+  });
+
   it('compacting after a large deletion gives the space back', async () => {
     const dir = freshDir();
     const kv = FileKeyValueStore.open(dir);

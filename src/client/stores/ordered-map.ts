@@ -1,9 +1,9 @@
 /**
  * A Map whose keys are also kept sorted, so listing a prefix costs a binary search plus the
  * matches instead of a scan of the whole store: the outbox lists its prefix on every send, and a
- * store holds every message ever seen. Keys are sorted per group (the key up to and including its
- * first `/`), each group only once first listed: a command that lists its contacts does not sort
- * a hundred thousand message keys first.
+ * store holds every message ever seen. Keys are sorted per group (groupOf: one conversation's
+ * messages, say), each group only once first listed: a command that lists its contacts does not
+ * sort a hundred thousand message keys first.
  */
 export class OrderedMap<V> {
   private readonly map = new Map<string, V>();
@@ -51,12 +51,13 @@ export class OrderedMap<V> {
   /** Entries whose key starts with `prefix`, in key order. */
   withPrefix(prefix: string): [string, V][] {
     const out: [string, V][] = [];
-    // The groups that can hold a match, in key order: a group sorts wholly before or after another.
-    const names = [...this.groups.keys()].filter((g) => g.startsWith(prefix) || prefix.startsWith(g)).sort();
+    const names = [...this.groups.keys()].filter((g) => g.startsWith(prefix) || prefix.startsWith(g));
     for (const name of names) {
       const keys = this.sortedKeys(name);
       for (let i = lowerBound(keys, prefix); i < keys.length && keys[i]!.startsWith(prefix); i++) out.push([keys[i]!, this.map.get(keys[i]!)!]);
     }
+    // Groups interleave ("outbox/id" sorts between "outbox/a.../" and "outbox/z.../"): merge them.
+    if (names.length > 1) out.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     return out;
   }
 
@@ -96,10 +97,15 @@ interface Group {
   dead: number;
 }
 
-/** A key's group: up to and including its first `/`, or the whole key. */
-function groupOf(key: string): string {
+/**
+ * A key's group: up to and including its second `/` (one conversation's messages, one sender's
+ * dedup records), else its first, else the whole key.
+ */
+export function groupOf(key: string): string {
   const i = key.indexOf('/');
-  return i < 0 ? key : key.slice(0, i + 1);
+  if (i < 0) return key;
+  const j = key.indexOf('/', i + 1);
+  return key.slice(0, (j < 0 ? i : j) + 1);
 }
 
 /** The first index whose key is >= `key`. */
