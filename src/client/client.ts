@@ -23,6 +23,8 @@ import { type ConnectionState, StreamConnection, type WebSocketFactory } from '.
 import { runKeyUpkeep } from './upkeep.js';
 
 export { DEFAULT_RETENTION_MS } from './collect.js';
+/** Automatic collection (collect.ts) runs at most this often. */
+export const COLLECT_EVERY_MS = 24 * 3600 * 1000;
 /** Key upkeep and pending session-resets are looked at this often while running. */
 export const UPKEEP_INTERVAL_MS = 3600 * 1000;
 
@@ -216,7 +218,7 @@ export class GChatClient {
       onDrained: () => {
         if (!this.queueRead) {
           this.queueRead = true;
-          this.core.background.run(() => this.collect());
+          this.core.background.run(() => this.collectIfDue());
         }
         for (const w of this.drainedWaiters.splice(0)) w();
       },
@@ -237,7 +239,7 @@ export class GChatClient {
   async upkeep(): Promise<void> {
     try {
       await runKeyUpkeep(this.core);
-      if (this.queueRead) await this.collect();
+      if (this.queueRead) await this.collectIfDue();
       await this.inbox.sendResets();
     } catch {
       // offline or the server refused: the next interval tries again
@@ -249,7 +251,18 @@ export class GChatClient {
    * (collect.ts). Upkeep runs it once this run has read the queue; call it directly only then.
    */
   collect(): Promise<Collected> {
-    return this.core.lock.run(() => collectExpired(this.core.kv, this.core.ctx.now()));
+    return this.core.lock.run(async () => {
+      const now = this.core.ctx.now();
+      const r = await collectExpired(this.core.kv, now);
+      await this.core.kv.write([[keys.collectedAt, now]]);
+      return r;
+    });
+  }
+
+  /** Collection reads every dedup record: once a day is enough for lifetimes counted in weeks. */
+  private async collectIfDue(): Promise<void> {
+    const last = await this.core.kv.get(keys.collectedAt);
+    if (typeof last !== 'number' || this.core.ctx.now() - last >= COLLECT_EVERY_MS) await this.collect();
   }
 
   /** Disconnects and waits for every piece of work in flight, so the store can be closed or reopened. */

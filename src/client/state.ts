@@ -137,6 +137,8 @@ export const keys = {
   unseen: (messageId: string) => `unseen/${messageId}`,
   unseenPrefix: 'unseen/',
   seenPrefix: 'seen/',
-  /** The server's message retention as it last told us (ms), and when collection last ran. */
+  /** The server's message retention as it last told us (ms). */
   serverRetention: 'server/retention',
+  /** When collection last ran (this device's clock). */
+  collectedAt: 'server/collected-at',
 } as const;
