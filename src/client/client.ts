@@ -9,6 +9,7 @@ import { type IceCandidate, type MessageId, readMessageId } from '../protocol/co
 import { generateSigningKeyPair, signDeviceCert } from '../protocol/keys.js';
 import { type CryptoProvider, type RandomSource, defaultCrypto, systemRandom } from '../protocol/primitives.js';
 import type { ProtocolContext } from '../protocol/session.js';
+import { type Collected, DEFAULT_RETENTION_MS, collectExpired } from './collect.js';
 import { Background, type ClientCore, type ClientEvents, EventBus, localDevice } from './core.js';
 import { makeInitialPrekeys } from './device-keys.js';
 import { Directory } from './directory.js';
@@ -21,7 +22,9 @@ import { ApiRequestError, type FetchLike, GChatApi, type PushKind } from './tran
 import { type ConnectionState, StreamConnection, type WebSocketFactory } from './transport/stream.js';
 import { runKeyUpkeep } from './upkeep.js';
 
-export const DEFAULT_RETENTION_MS = 30 * 24 * 3600 * 1000;
+export { DEFAULT_RETENTION_MS } from './collect.js';
+/** Automatic collection (collect.ts) runs at most this often. */
+export const COLLECT_EVERY_MS = 24 * 3600 * 1000;
 /** Key upkeep and pending session-resets are looked at this often while running. */
 export const UPKEEP_INTERVAL_MS = 3600 * 1000;
 
@@ -92,6 +95,8 @@ export class GChatClient {
   private upkeepTimer: ReturnType<typeof setInterval> | null = null;
   private drainedWaiters: (() => void)[] = [];
   private connection: ConnectionState = 'closed';
+  /** This run has read the whole queue once: from then on collection cannot take a key it needs. */
+  private queueRead = false;
 
   private constructor(private readonly options: ClientOptions, identity: StoredIdentity) {
     const ctx = contextOf(options);
@@ -206,9 +211,15 @@ export class GChatClient {
 
   /** Connects, catches up on the queue, flushes the outbox, and keeps keys topped up. */
   async start(): Promise<void> {
+    // The device may have been off for long: what waited in the queue is read before anything is collected.
+    this.queueRead = false;
     this.stream = new StreamConnection(this.core.identity.serverUrl, () => this.core.identity.token, this.options.webSocket, {
       onEnvelopes: (envs) => this.inbox.handle(envs),
       onDrained: () => {
+        if (!this.queueRead) {
+          this.queueRead = true;
+          this.core.background.run(() => this.collectIfDue());
+        }
         for (const w of this.drainedWaiters.splice(0)) w();
       },
       onState: (s) => {
@@ -224,14 +235,34 @@ export class GChatClient {
     this.upkeepTimer = setInterval(() => this.core.background.run(() => this.upkeep()), UPKEEP_INTERVAL_MS);
   }
 
-  /** Key upkeep and pending session-resets; failures are retried at the next interval. */
+  /** Key upkeep, collection and pending session-resets; failures are retried at the next interval. */
   async upkeep(): Promise<void> {
     try {
       await runKeyUpkeep(this.core);
+      if (this.queueRead) await this.collectIfDue();
       await this.inbox.sendResets();
     } catch {
       // offline or the server refused: the next interval tries again
     }
+  }
+
+  /**
+   * Forgets the dedup records and claimed one-time prekeys no envelope can need any more
+   * (collect.ts). Upkeep runs it once this run has read the queue; call it directly only then.
+   */
+  collect(): Promise<Collected> {
+    return this.core.lock.run(async () => {
+      const now = this.core.ctx.now();
+      const r = await collectExpired(this.core.kv, now);
+      await this.core.kv.write([[keys.collectedAt, now]]);
+      return r;
+    });
+  }
+
+  /** Collection reads every dedup record: once a day is enough for lifetimes counted in weeks. */
+  private async collectIfDue(): Promise<void> {
+    const last = await this.core.kv.get(keys.collectedAt);
+    if (typeof last !== 'number' || this.core.ctx.now() - last >= COLLECT_EVERY_MS) await this.collect();
   }
 
   /** Disconnects and waits for every piece of work in flight, so the store can be closed or reopened. */
@@ -260,11 +291,17 @@ export class GChatClient {
     let n = 0;
     for (;;) {
       const { envelopes, more } = await this.core.api.fetchQueue();
-      if (!envelopes.length) return n;
+      if (!envelopes.length) {
+        this.queueRead = true;
+        return n;
+      }
       const ids = await this.inbox.handle(envelopes);
       await this.core.api.ack(ids);
       n += envelopes.length;
-      if (!more) return n;
+      if (!more) {
+        this.queueRead = true;
+        return n;
+      }
     }
   }
 

@@ -22,6 +22,8 @@ export interface StoredPrekey {
   createdAt: number;
   /** SPK only: when a newer SPK replaced it; its private key goes 30 days later (SPEC §7). */
   replacedAt?: number | null;
+  /** OPK only: when this device first saw it gone from the server (claimed); collect.ts says when it goes. */
+  goneAt?: number | null;
 }
 
 export interface StoredPqPrekey {
@@ -33,6 +35,8 @@ export interface StoredPqPrekey {
   createdAt: number;
   /** Last-resort only: when a newer one replaced it (kept 30 days more, like an SPK). */
   replacedAt?: number | null;
+  /** One-time only: when this device first saw it gone from the server (claimed). */
+  goneAt?: number | null;
 }
 
 export interface PrekeyCounters {
@@ -132,4 +136,9 @@ export const keys = {
   /** Received messages no user interface has shown yet (UUIDv7 ids: in the senders' time order). */
   unseen: (messageId: string) => `unseen/${messageId}`,
   unseenPrefix: 'unseen/',
+  seenPrefix: 'seen/',
+  /** The server's message retention as it last told us (ms). */
+  serverRetention: 'server/retention',
+  /** When collection last ran (this device's clock). */
+  collectedAt: 'server/collected-at',
 } as const;

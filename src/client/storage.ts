@@ -16,6 +16,16 @@ export interface KeyValueStore {
   close(): Promise<void>;
 }
 
+/** A store whose deleted entries keep taking space until it folds them away (the file store's log). */
+export interface CompactingStore {
+  /** Drops the space of deleted and overwritten entries now. */
+  compact(): Promise<void>;
+}
+
+export function canCompact(kv: KeyValueStore): kv is KeyValueStore & CompactingStore {
+  return typeof (kv as Partial<CompactingStore>).compact === 'function';
+}
+
 /** Buffers writes so several steps (a decrypt, the message it yields) land in one atomic batch. */
 export class WriteBatch {
   private readonly ops = new Map<string, Json | undefined>();

@@ -1,8 +1,10 @@
 /**
  * Key upkeep (SPEC §7), run at start and every hour: top up one-time prekeys, rotate the SPK and
  * last-resort PQPK every 7 days, delete private keys 30 days after their replacement together with
- * the replay records made under them.
+ * the replay records made under them, and note which one-time prekeys the server has handed out
+ * (collect.ts deletes those later).
  */
+import { noteServerState } from './collect.js';
 import type { ClientCore } from './core.js';
 import { expiredIds, makeUpkeepKeys, planUpkeep } from './device-keys.js';
 import { keys, type PrekeyCounters, type StoredPqPrekey, type StoredPrekey } from './state.js';
@@ -22,6 +24,9 @@ export async function runKeyUpkeep(core: ClientCore): Promise<{ uploadedOpks: nu
       nextPqpkId: Math.max(stored.nextPqpkId, status.maxIds.pqpk + 1),
     };
     const now = ctx.now();
+    // What the server no longer holds, and its retention: collect.ts forgets those keys later.
+    const noted = await noteServerState(kv, status, now);
+    if (noted.length) await kv.write(noted);
     const plan = planUpkeep(counters, { opk: status.opks, pqpk: status.pqpks }, now);
     if (!plan.opks && !plan.pqpks && !plan.rotate) return { uploadedOpks: 0, uploadedPqpks: 0, rotated: false };
     const batch = new WriteBatch(kv);

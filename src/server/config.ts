@@ -20,6 +20,8 @@ export interface Limits {
   readonly maxStoredPrekeys: number;
   /** Devices an account may have at once (removed devices do not count). */
   readonly maxDevicesPerAccount: number;
+  /** GCHAT_MESSAGE_RETENTION_SECONDS, told to devices in their key status: they size their own dedup records and prekey lifetimes by it. */
+  readonly messageRetentionSeconds: number;
 }
 
 export interface RateLimits {
@@ -318,6 +320,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxBackupBytes: p.GCHAT_MAX_BACKUP_BYTES,
       maxStoredPrekeys: p.GCHAT_MAX_STORED_PREKEYS,
       maxDevicesPerAccount: p.GCHAT_MAX_DEVICES_PER_ACCOUNT,
+      messageRetentionSeconds: p.GCHAT_MESSAGE_RETENTION_SECONDS,
     },
     rateLimits: {
       registerPerIp: p.GCHAT_RATE_REGISTER_IP,

@@ -4,7 +4,7 @@
  * values copied in and out; and for the file store, what survives a restart or a crash.
  */
 import fc from 'fast-check';
-import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -16,6 +16,7 @@ const root = mkdtempSync(join(tmpdir(), 'gchat-stores-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 let dirs = 0;
 const freshDir = () => join(root, `s${++dirs}`);
+const diskBytes = (dir: string): number => readdirSync(dir).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
 
 const kinds: [string, () => KeyValueStore][] = [
   ['memory', () => new MemoryKeyValueStore()],
@@ -65,12 +66,12 @@ describe.each(kinds)('%s store', (_name, open) => {
 });
 
 describe('file store across restarts', () => {
-  const values = (n: number): [string, Json][] => Array.from({ length: n }, (_, i) => [`m/${String(i).padStart(5, '0')}`, { i }]);
+  const values = (n: number): [string, Json][] => Array.from({ length: n }, (_, i) => [`m/${String(i).padStart(5, '0')}`, { i, text: 'x'.repeat(600) }]);
 
   it('keeps every resolved write, through the log and through compactions', async () => {
     const dir = freshDir();
     let kv = FileKeyValueStore.open(dir);
-    // More batches than one log holds, so the snapshot is rewritten on the way.
+    // More bytes than one log holds, so the snapshot is rewritten on the way.
     for (const op of values(2500)) await kv.write([op]);
     await kv.write([['m/00007', undefined]]);
     await kv.close();
@@ -78,9 +79,77 @@ describe('file store across restarts', () => {
     const listed = await kv.list('m/');
     expect(listed).toHaveLength(2499);
     expect(listed.slice(0, 8).map(([k]) => k)).toEqual(['m/00000', 'm/00001', 'm/00002', 'm/00003', 'm/00004', 'm/00005', 'm/00006', 'm/00008']);
-    expect(await kv.get('m/02499')).toEqual({ i: 2499 });
+    expect(await kv.get('m/02499')).toEqual({ i: 2499, text: 'x'.repeat(600) });
     await kv.write([['z', 'after reopen']]);
     expect((await kv.list('')).at(-1)).toEqual(['z', 'after reopen']);
+    await kv.close();
+  });
+
+  it('lists every group in key order after a reopen, keys with escapes included', async () => {
+    const dir = freshDir();
+    let kv = FileKeyValueStore.open(dir);
+    const written: [string, Json][] = [['b/2', 2], ['a', 0], ['ab/1', 1], ['a/"q"\\t', 'escaped'], ['b', 'bare'], ['a/1', 1]];
+    for (const op of written) await kv.write([op]);
+    await kv.compact();
+    await kv.write([['c/1', 'in the log'], ['b/2', undefined]]);
+    await kv.close();
+    kv = FileKeyValueStore.open(dir);
+    const expected = [...written.filter(([k]) => k !== 'b/2'), ['c/1', 'in the log'] as [string, Json]].sort(([x], [y]) => (x < y ? -1 : 1));
+    expect(await kv.list('')).toEqual(expected);
+    expect(await kv.list('a')).toEqual(expected.filter(([k]) => k.startsWith('a')));
+    await kv.close();
+  });
+
+  it('reads a store written by the earlier one-object snapshot, and keeps it through the next fold', async () => {
+    const dir = freshDir();
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'state.json'), JSON.stringify({ 'contacts/bob': { ak: 'x' }, identity: { userId: 'alice' } }));
+    writeFileSync(join(dir, 'state.log'), JSON.stringify([['contacts/carol', { ak: 'y' }, 0]]) + '\n');
+    let kv = FileKeyValueStore.open(dir);
+    expect(await kv.list('contacts/')).toEqual([['contacts/bob', { ak: 'x' }], ['contacts/carol', { ak: 'y' }]]);
+    await kv.compact();
+    await kv.close();
+    expect(existsSync(join(dir, 'state.json'))).toBe(false);
+    kv = FileKeyValueStore.open(dir);
+    expect(await kv.get('identity')).toEqual({ userId: 'alice' });
+    expect((await kv.list('contacts/')).length).toBe(2);
+    await kv.close();
+  });
+
+  it('a large group stays on disk until read, and writes made meanwhile (and replayed from the log) are not lost', async () => {
+    const dir = freshDir();
+    let kv = FileKeyValueStore.open(dir);
+    await kv.write(values(600));
+    await kv.write([['c/1', 'small']]);
+    await kv.compact();
+    await kv.close();
+    kv = FileKeyValueStore.open(dir);
+    await kv.write([['m/00001', undefined], ['m/99999', 'new'], ['c/2', 'small too']]);
+    expect(await kv.list('c/')).toEqual([['c/1', 'small'], ['c/2', 'small too']]);
+    await kv.close();
+    kv = FileKeyValueStore.open(dir);
+    const m = await kv.list('m/');
+    expect(m).toHaveLength(600);
+    expect(m.map(([k]) => k).slice(0, 2)).toEqual(['m/00000', 'm/00002']);
+    expect(m.at(-1)).toEqual(['m/99999', 'new']);
+    expect(await kv.get('m/00002')).toEqual({ i: 2, text: 'x'.repeat(600) });
+    await kv.compact();
+    await kv.close();
+    kv = FileKeyValueStore.open(dir);
+    expect(await kv.get('m/00001')).toBeUndefined();
+    expect((await kv.list('')).length).toBe(602);
+    await kv.close();
+  });
+
+  it('compacting after a large deletion gives the space back', async () => {
+    const dir = freshDir();
+    const kv = FileKeyValueStore.open(dir);
+    for (let i = 0; i < 10; i++) await kv.write(values(500).map(([k, v]) => [`${k}/${i}`, v] as const));
+    const full = diskBytes(dir);
+    await kv.write((await kv.list('m/')).filter((_, i) => i % 10 !== 0).map(([k]) => [k, undefined] as const));
+    await kv.compact();
+    expect(diskBytes(dir)).toBeLessThan(full / 5);
+    expect((await kv.list('m/')).length).toBe(500);
     await kv.close();
   });
 

@@ -1,35 +1,63 @@
 /**
- * A KeyValueStore in a directory (Node only): a snapshot file plus an append-only log of batches,
+ * A KeyValueStore in a directory (Node only): snapshot files plus an append-only log of batches,
  * one JSON line each, fsynced before `write` resolves. Opening replays the log (a torn last line,
  * from a crash mid-append, is ignored: that batch never resolved); the log is folded into the
- * snapshot when it grows past a bound. One process at a time holds the directory (a lock file).
+ * snapshot once it outgrows a share of it. One process at a time holds the directory (a lock file).
+ *
+ * The snapshot is one file per group of keys (ordered-map.ts's groupOf: one conversation's
+ * messages, one sender's dedup records, the contacts...), named in a manifest that a rename replaces atomically. Opening reads small
+ * groups and leaves large ones on disk until a key of theirs is read, so a CLI command that lists
+ * contacts does not read a hundred thousand messages first; a fold rewrites only the groups that
+ * changed. A group file holds one entry a line, `"key"<TAB>value`; values stay JSON text in memory
+ * until read (JSON never holds a raw tab, so the first tab ends the key).
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Json, KeyValueStore, WriteOp } from '../storage.js';
+import type { CompactingStore, Json, KeyValueStore, WriteOp } from '../storage.js';
 import { lockDir } from './dir-lock.js';
-import { OrderedMap } from './ordered-map.js';
+import { OrderedMap, groupOf } from './ordered-map.js';
 
-const SNAPSHOT = 'state.json';
+const MANIFEST = 'state.manifest';
+/** The one-object snapshot of earlier versions: read, then replaced by group files at open. */
+const OLD_SNAPSHOT = 'state.json';
 const LOG = 'state.log';
-/** Batches in the log before it is folded into the snapshot. */
-const COMPACT_AFTER = 2000;
+const GROUP_FILE = /^group-\d+-\d+\.lines$/;
+/** The log is folded once larger than this and a quarter of the snapshot: each byte is rewritten a bounded number of times. */
+const COMPACT_MIN_BYTES = 1 << 20;
+/** Groups up to this size are read at open; larger ones when first needed. */
+const EAGER_GROUP_BYTES = 256 * 1024;
 
 /** Another process (or another open in this one) holds the directory. */
 export { DirLockedError as StoreLockedError } from './dir-lock.js';
 
-export class FileKeyValueStore implements KeyValueStore {
-  private readonly data = new OrderedMap<Json>();
+interface GroupFile {
+  file: string;
+  bytes: number;
+}
+interface Manifest {
+  generation: number;
+  groups: Record<string, GroupFile>;
+}
+
+export class FileKeyValueStore implements KeyValueStore, CompactingStore {
+  /** Entries of the groups in memory, values as JSON text. */
+  private readonly data = new OrderedMap<string>();
+  private manifest: Manifest = { generation: 0, groups: {} };
+  /** Groups still on disk only, with the writes (log replay, new batches) that wait for their load. */
+  private readonly unloaded = new Map<string, [string, string | undefined][]>();
+  /** Groups changed since the last fold: the next fold rewrites them. */
+  private readonly dirty = new Set<string>();
   private logFd: number;
-  private logged = 0;
+  private logBytes = 0;
   private closed = false;
 
   private constructor(
     private readonly dir: string,
     private readonly unlock: () => void,
   ) {
-    this.load();
+    const migrate = this.load();
     this.logFd = openSync(join(dir, LOG), 'a');
+    if (migrate || this.foldDue()) this.fold();
   }
 
   static open(dir: string): FileKeyValueStore {
@@ -43,13 +71,25 @@ export class FileKeyValueStore implements KeyValueStore {
     }
   }
 
-  private load(): void {
-    const snap = join(this.dir, SNAPSHOT);
-    if (existsSync(snap)) this.data.load(Object.entries(JSON.parse(readFileSync(snap, 'utf8')) as Record<string, Json>));
+  /** Reads the manifest (or the old snapshot) and the log; true when the old snapshot was read. */
+  private load(): boolean {
+    let migrate = false;
+    if (existsSync(join(this.dir, MANIFEST))) {
+      this.manifest = JSON.parse(readFileSync(join(this.dir, MANIFEST), 'utf8')) as Manifest;
+      for (const [name, g] of Object.entries(this.manifest.groups)) {
+        if (g.bytes <= EAGER_GROUP_BYTES) this.data.load(groupEntries(readFileSync(join(this.dir, g.file), 'utf8')));
+        else this.unloaded.set(name, []);
+      }
+    } else if (existsSync(join(this.dir, OLD_SNAPSHOT))) {
+      const old = JSON.parse(readFileSync(join(this.dir, OLD_SNAPSHOT), 'utf8')) as Record<string, Json>;
+      this.apply(Object.entries(old).map(([k, v]) => [k, JSON.stringify(v)] as const));
+      migrate = true;
+    }
     const log = join(this.dir, LOG);
-    if (!existsSync(log)) return;
-    const lines = readFileSync(log, 'utf8').split('\n');
-    for (const line of lines) {
+    if (!existsSync(log)) return migrate;
+    const text = readFileSync(log, 'utf8');
+    this.logBytes = Buffer.byteLength(text);
+    for (const line of text.split('\n')) {
       if (!line) continue;
       let ops: [string, Json | null, 0 | 1][];
       try {
@@ -57,44 +97,101 @@ export class FileKeyValueStore implements KeyValueStore {
       } catch {
         break; // a torn tail: that write never completed
       }
-      this.data.load(ops.map(([k, v, del]) => [k, del ? undefined : (v as Json)] as const));
-      this.logged++;
+      this.apply(ops.map(([k, v, del]) => [k, del ? undefined : JSON.stringify(v)] as const));
+    }
+    return migrate;
+  }
+
+  /** Applies writes in memory, or queues them for a group still on disk. */
+  private apply(ops: Iterable<readonly [string, string | undefined]>): void {
+    for (const [k, v] of ops) {
+      const g = groupOf(k);
+      this.dirty.add(g);
+      const waiting = this.unloaded.get(g);
+      if (waiting) waiting.push([k, v]);
+      else if (v === undefined) this.data.delete(k);
+      else this.data.set(k, v);
     }
   }
 
+  /** Brings a group that was left on disk into memory, with the writes made to it since. */
+  private need(group: string): void {
+    const waiting = this.unloaded.get(group);
+    if (!waiting) return;
+    this.unloaded.delete(group);
+    const file = this.manifest.groups[group]!.file;
+    this.data.load(groupEntries(readFileSync(join(this.dir, file), 'utf8')));
+    this.data.load(waiting);
+  }
+
   async get(key: string): Promise<Json | undefined> {
+    this.need(groupOf(key));
     const v = this.data.get(key);
-    return v === undefined ? undefined : structuredClone(v);
+    return v === undefined ? undefined : (JSON.parse(v) as Json);
   }
 
   async list(prefix: string): Promise<[string, Json][]> {
-    return this.data.withPrefix(prefix).map(([k, v]) => [k, structuredClone(v)]);
+    for (const g of [...this.unloaded.keys()]) if (g.startsWith(prefix) || prefix.startsWith(g)) this.need(g);
+    return this.data.withPrefix(prefix).map(([k, v]) => [k, JSON.parse(v) as Json]);
   }
 
   async write(ops: readonly WriteOp[]): Promise<void> {
     if (this.closed) throw new Error('store is closed');
     if (!ops.length) return;
-    const line = JSON.stringify(ops.map(([k, v]) => (v === undefined ? [k, null, 1] : [k, v, 0]))) + '\n';
-    writeSync(this.logFd, line);
+    const encoded = ops.map(([k, v]) => [k, v === undefined ? undefined : JSON.stringify(v)] as const);
+    const line = `[${encoded.map(([k, v]) => (v === undefined ? `[${JSON.stringify(k)},null,1]` : `[${JSON.stringify(k)},${v},0]`)).join(',')}]\n`;
+    this.logBytes += writeSync(this.logFd, line);
     fsyncSync(this.logFd);
-    for (const [k, v] of ops) {
-      if (v === undefined) this.data.delete(k);
-      else this.data.set(k, structuredClone(v));
-    }
-    if (++this.logged >= COMPACT_AFTER) this.compact();
+    this.apply(encoded);
+    if (this.foldDue()) this.fold();
   }
 
-  /** Folds the log into a new snapshot (written aside, fsynced, renamed over the old one). */
-  private compact(): void {
-    const tmp = join(this.dir, `${SNAPSHOT}.tmp`);
-    const fd = openSync(tmp, 'w', 0o600);
-    writeSync(fd, JSON.stringify(Object.fromEntries(this.data.entries())));
-    fsyncSync(fd);
-    closeSync(fd);
-    renameSync(tmp, join(this.dir, SNAPSHOT));
+  /** Folds the log into the snapshot now (after a collection deleted much, say). */
+  async compact(): Promise<void> {
+    if (this.closed) throw new Error('store is closed');
+    this.fold();
+  }
+
+  private foldDue(): boolean {
+    const snapshot = Object.values(this.manifest.groups).reduce((n, g) => n + g.bytes, 0);
+    return this.logBytes > Math.max(COMPACT_MIN_BYTES, snapshot / 4);
+  }
+
+  /**
+   * Writes the changed groups to new files (fsynced), then a new manifest aside and renamed over
+   * the old one, then empties the log and removes the files no manifest names. A crash before the
+   * rename leaves the old manifest, its files and the log; after it, the log replays onto the new
+   * files, which already hold its writes (replaying them again changes nothing).
+   */
+  private fold(): void {
+    const generation = this.manifest.generation + 1;
+    const groups: Record<string, GroupFile> = {};
+    for (const [name, g] of Object.entries(this.manifest.groups)) if (!this.dirty.has(name)) groups[name] = g;
+    for (const g of this.dirty) this.need(g);
+    const lines = new Map<string, string[]>();
+    for (const [k, v] of this.data.entries()) {
+      const g = groupOf(k);
+      if (!this.dirty.has(g)) continue;
+      let out = lines.get(g);
+      if (!out) lines.set(g, (out = []));
+      out.push(`${JSON.stringify(k)}\t${v}\n`);
+    }
+    let i = 0;
+    for (const [name, out] of lines) {
+      const file = `group-${generation}-${i++}.lines`;
+      groups[name] = { file, bytes: writeFileSynced(join(this.dir, file), out) };
+    }
+    const next: Manifest = { generation, groups };
+    const tmp = join(this.dir, `${MANIFEST}.tmp`);
+    writeFileSynced(tmp, [JSON.stringify(next)]);
+    renameSync(tmp, join(this.dir, MANIFEST));
+    this.manifest = next;
+    this.dirty.clear();
     closeSync(this.logFd);
     this.logFd = openSync(join(this.dir, LOG), 'w');
-    this.logged = 0;
+    this.logBytes = 0;
+    const named = new Set(Object.values(groups).map((g) => g.file));
+    for (const f of readdirSync(this.dir)) if ((GROUP_FILE.test(f) && !named.has(f)) || f === OLD_SNAPSHOT) unlinkSync(join(this.dir, f));
   }
 
   async close(): Promise<void> {
@@ -102,5 +199,34 @@ export class FileKeyValueStore implements KeyValueStore {
     this.closed = true;
     closeSync(this.logFd);
     this.unlock();
+  }
+}
+
+function writeFileSynced(path: string, chunks: readonly string[]): number {
+  const fd = openSync(path, 'w', 0o600);
+  let bytes = 0;
+  try {
+    for (let i = 0; i < chunks.length; i += 4096) bytes += writeSync(fd, chunks.slice(i, i + 4096).join(''));
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  return bytes;
+}
+
+/** The entries of a group file's text: values stay JSON text. */
+function* groupEntries(text: string): Generator<readonly [string, string]> {
+  let start = 0;
+  while (start < text.length) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    const tab = text.indexOf('\t', start);
+    if (tab > start && tab < end) {
+      const rawKey = text.slice(start, tab);
+      // Keys are JSON strings; most hold no escape, and need no parse.
+      const key = rawKey.includes('\\') ? (JSON.parse(rawKey) as string) : rawKey.slice(1, -1);
+      yield [key, text.slice(tab + 1, end)];
+    }
+    start = end + 1;
   }
 }

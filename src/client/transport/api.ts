@@ -71,6 +71,17 @@ export interface Envelope {
   server_ts: number;
 }
 
+/** A device's own prekeys on the server (`null`: a server too old to say). */
+export interface PrekeyStatus {
+  opks: number;
+  pqpks: number;
+  maxIds: { spk: number; opk: number; pqpk: number };
+  /** The ids of the OPKs and one-time PQPKs the server still holds. */
+  oneTimeIds: { opks: number[]; pqpks: number[] } | null;
+  /** How long the server keeps an undelivered envelope. */
+  retentionMs: number | null;
+}
+
 export type PushKind = 'webpush' | 'apns' | 'apns-voip' | 'fcm';
 
 /** A push registration as the server takes it. */
@@ -210,12 +221,21 @@ export class GChatApi {
     await this.call('DELETE', `/v1/accounts/${encodeURIComponent(username)}/devices/${deviceId}`);
   }
 
-  async prekeyStatus(username: string, deviceId: number): Promise<{ opks: number; pqpks: number; maxIds: { spk: number; opk: number; pqpk: number } }> {
-    const r = await this.call<{ opk_count: number; pqpk_count: number; max_ids: { spk: number; opk: number; pqpk: number } }>(
-      'GET',
-      `/v1/accounts/${encodeURIComponent(username)}/devices/${deviceId}/keys`,
-    );
-    return { opks: r.opk_count, pqpks: r.pqpk_count, maxIds: r.max_ids };
+  async prekeyStatus(username: string, deviceId: number): Promise<PrekeyStatus> {
+    const r = await this.call<{
+      opk_count: number;
+      pqpk_count: number;
+      max_ids: { spk: number; opk: number; pqpk: number };
+      one_time_ids?: { opk: number[]; pqpk: number[] };
+      message_retention_seconds?: number;
+    }>('GET', `/v1/accounts/${encodeURIComponent(username)}/devices/${deviceId}/keys`);
+    return {
+      opks: r.opk_count,
+      pqpks: r.pqpk_count,
+      maxIds: r.max_ids,
+      oneTimeIds: r.one_time_ids ? { opks: r.one_time_ids.opk, pqpks: r.one_time_ids.pqpk } : null,
+      retentionMs: typeof r.message_retention_seconds === 'number' ? r.message_retention_seconds * 1000 : null,
+    };
   }
 
   async uploadPrekeys(username: string, deviceId: number, upload: PrekeyUpload): Promise<{ opks: number; pqpks: number }> {

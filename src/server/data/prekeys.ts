@@ -77,6 +77,20 @@ export async function countPrekeys(tx: Tx, ref: DeviceRef): Promise<{ opks: numb
   return { opks: num(row.opks), pqpks: num(row.pqpks) };
 }
 
+/** The ids of the device's OPKs and one-time PQPKs still on the server, ascending. */
+export async function oneTimePrekeyIds(tx: Tx, ref: DeviceRef): Promise<{ opks: number[]; pqpks: number[] }> {
+  const r = await tx.query(
+    `SELECT 'opk' AS kind, opk_id AS id FROM one_time_prekeys WHERE account_id = $1 AND device_id = $2
+     UNION ALL
+     SELECT 'pqpk', pqpk_id FROM pq_prekeys WHERE account_id = $1 AND device_id = $2 AND NOT last_resort
+     ORDER BY kind, id`,
+    [ref.accountId, ref.deviceId],
+  );
+  const out = { opks: [] as number[], pqpks: [] as number[] };
+  for (const row of r.rows) (row.kind === 'opk' ? out.opks : out.pqpks).push(num(row.id));
+  return out;
+}
+
 /**
  * Deletes and returns the device's lowest-numbered OPK, or null when none is left. Concurrent
  * claims skip rows another transaction has locked, so no two claims return the same key.

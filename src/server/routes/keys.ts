@@ -37,7 +37,8 @@ export function keyRoutes(deps: RouteDeps): AnyRoute[] {
       path: '/v1/accounts/{username}/devices/{deviceId}/keys',
       tag: 'keys',
       summary: 'Prekey counts and current ids of your device',
-      description: 'How many OPKs and one-time PQPKs are left (top up below 20, SPEC §7), the current SPK and last-resort PQPK ids, and the highest id of each kind used so far.',
+      description:
+        'How many OPKs and one-time PQPKs are left (top up below 20, SPEC §7) and their ids, the current SPK and last-resort PQPK ids, the highest id of each kind used so far, and the message retention (how long an envelope can wait, so how long the device must keep the private key of a claimed prekey and its dedup records).',
       auth: true,
       params: DeviceParams,
       success: { status: 200, description: 'the counts', schema: PrekeyStatusOut },
@@ -45,7 +46,15 @@ export function keyRoutes(deps: RouteDeps): AnyRoute[] {
       handler: async ({ params, auth }) => {
         requireOwnDevice(auth, params);
         const s = await prekeyStatus(deps, auth);
-        return { opk_count: s.opks, pqpk_count: s.pqpks, spk_id: s.spkId, last_resort_pqpk_id: s.lastResortPqpkId, max_ids: s.maxIds };
+        return {
+          opk_count: s.opks,
+          pqpk_count: s.pqpks,
+          spk_id: s.spkId,
+          last_resort_pqpk_id: s.lastResortPqpkId,
+          max_ids: s.maxIds,
+          one_time_ids: { opk: [...s.oneTimeIds.opks], pqpk: [...s.oneTimeIds.pqpks] },
+          message_retention_seconds: deps.limits.messageRetentionSeconds,
+        };
       },
     }),
     defineRoute({

@@ -177,6 +177,13 @@ export const PrekeyStatusOut = PrekeyCountsOut.extend({
   max_ids: z
     .object({ spk: z.number().int(), opk: z.number().int(), pqpk: z.number().int() })
     .meta({ description: 'the highest id of each kind used so far (-1: none); new ids must be above them' }),
+  one_time_ids: z
+    .object({ opk: z.array(u32), pqpk: z.array(u32) })
+    .meta({ description: 'the OPKs and one-time PQPKs still on the server, ascending; any other was claimed (or never uploaded)' }),
+  message_retention_seconds: z
+    .number()
+    .int()
+    .meta({ description: 'GCHAT_MESSAGE_RETENTION_SECONDS: how long an undelivered envelope (and a send dedup entry) is kept' }),
 }).meta({ id: 'PrekeyStatus' });
 
 export const BundleOut = z

@@ -9,6 +9,7 @@ import {
   currentSignedPrekey,
   insertOneTimePqPrekeys,
   insertOneTimePrekeys,
+  oneTimePrekeyIds,
   putLastResortPqPrekey,
   putSignedPrekey,
 } from '../data/prekeys.js';
@@ -31,6 +32,8 @@ export interface PrekeyStatus extends PrekeyCounts {
   readonly lastResortPqpkId: number | null;
   /** The highest id of each kind used so far; the next upload's ids must be above them. */
   readonly maxIds: MaxIds;
+  /** The OPKs and one-time PQPKs still held: the device may forget the private keys of the others. */
+  readonly oneTimeIds: { readonly opks: readonly number[]; readonly pqpks: readonly number[] };
 }
 
 export interface Bundle {
@@ -92,11 +95,13 @@ export async function prekeyStatus(deps: ServiceDeps, auth: AuthContext): Promis
   return deps.db.transaction(async (tx) => {
     const device = await findDevice(tx, ref);
     if (!device) throw new ApiError('unauthorized', 'this device has been removed');
-    const counts = await countPrekeys(tx, ref);
+    const oneTimeIds = await oneTimePrekeyIds(tx, ref);
     const spk = await currentSignedPrekey(tx, ref);
     const pq = await currentLastResortPqPrekey(tx, ref);
     return {
-      ...counts,
+      opks: oneTimeIds.opks.length,
+      pqpks: oneTimeIds.pqpks.length,
+      oneTimeIds,
       spkId: spk?.id ?? null,
       lastResortPqpkId: pq?.id ?? null,
       maxIds: { spk: device.maxSpkId, opk: device.maxOpkId, pqpk: device.maxPqpkId },
