@@ -190,7 +190,10 @@ export class QueueRepository {
             FROM (SELECT a.id AS acc, k.sacc FROM unnest($7::text[], $1::uuid[]) AS k(u, sacc) JOIN accounts a ON a.username = k.u
                   UNION SELECT k.sacc, k.sacc FROM unnest($1::uuid[]) AS k(sacc)) p
             JOIN devices d ON d.account_id = p.acc AND d.removed_at IS NULL
-            JOIN delivery_queue_usage u ON u.account_id = d.account_id AND u.device_id = d.device_id AND u.sender_account = p.sacc) AS shares,
+            -- (a fenced lookup, so that the index is probed on its whole key: as a plain join the
+            -- planner may scan a device's prefix, every sender's row, and filter)
+            CROSS JOIN LATERAL (SELECT * FROM delivery_queue_usage u
+                                 WHERE u.account_id = d.account_id AND u.device_id = d.device_id AND u.sender_account = p.sacc OFFSET 0) u) AS shares,
          (SELECT coalesce(json_agg(nextval('delivery_envelope_id_seq')::text), '[]'::json)
             FROM generate_series(1, $6::int)) AS ids`,
       [acc, dev, q.keys.map((k) => k.messageId), q.now, q.usernames, q.idCount, q.keys.map((k) => k.recipient)],
