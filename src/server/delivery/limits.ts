@@ -46,6 +46,13 @@ export const PUMP_RETRY_MS = 1000;
 export const GC_BATCH = 2000;
 /** Most GC statements one run issues per kind before yielding to the next tick. */
 export const GC_MAX_BATCHES_PER_RUN = 50;
+/** After each full GC step, a pause of this many times the step's duration (the sends' share of the database). */
+export const GC_PAUSE_RATIO = 1;
+/**
+ * A removed device stays listed for GC this long after its queue is empty (ms): a send that read
+ * the device list just before the removal may still be writing to that queue.
+ */
+export const REMOVED_QUEUE_GRACE_MS = 10 * 60_000;
 /** How often each instance runs GC (ms). */
 export const GC_INTERVAL_MS = 60_000;
 /** An upgrade to the stream whose token check takes longer is answered 503 and closed (ms). */

@@ -12,7 +12,7 @@ import { messageRoutes } from '../routes/messages.js';
 import type { AuthContext } from '../services/deps.js';
 import type { RunningServer } from '../server.js';
 import { createDelivery, type Delivery } from './index.js';
-import { deviceRef } from './queue-repository.js';
+import { deviceRef, queueRemovedDevice } from './queue-repository.js';
 import type { Sender } from './send-service.js';
 import { AppSqlDatabase, PgSqlDatabase } from './sql.js';
 
@@ -33,6 +33,7 @@ export function mountDelivery(config: Config, deps: AppDeps, opts: { now?: () =>
     const a = await authenticateToken(deps, token);
     return a ? sender(a) : null;
   };
+  const now = opts.now ?? ((): number => deps.clock().getTime());
   const log = (msg: string, err?: unknown): void => deps.log.error(err === undefined ? {} : { error: loggableError(err) }, msg);
   const delivery = createDelivery({
     db: sql,
@@ -40,7 +41,7 @@ export function mountDelivery(config: Config, deps: AppDeps, opts: { now?: () =>
     databaseUrl: db.url,
     limits: config.delivery,
     gcIntervalMs: config.delivery.gcIntervalMs,
-    now: opts.now ?? (() => deps.clock().getTime()),
+    now,
     log,
     observer: deps.metrics.delivery,
   });
@@ -48,6 +49,8 @@ export function mountDelivery(config: Config, deps: AppDeps, opts: { now?: () =>
     streams: () => delivery.hub.size,
     queued: async () => Number((await sql.query<{ n: string }>('SELECT count(*) AS n FROM delivery_envelopes'))[0]?.n ?? 0),
   });
+  // In the removal's transaction: GC collects the device's queue once (migration 0006).
+  deps.deviceRemoval.inTransaction((tx, e) => queueRemovedDevice(tx, e.accountId, e.deviceId, now()));
   deps.deviceRemoval.afterCommit((e) => delivery.deviceRemoved(deviceRef(e.accountId, e.deviceId)));
   return {
     delivery,

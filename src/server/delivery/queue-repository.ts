@@ -25,15 +25,25 @@ const BODY_BYTES = 'octet_length(body) * 3 / 4';
 export const bodyBytes = (body: string): number => Math.floor((body.length * 3) / 4);
 
 /**
+ * The sender_account of a device's total row in delivery_queue_usage (migration 0006): what waits
+ * in the whole queue, so a send reads one row per device. No account has this id
+ * (gen_random_uuid() makes version-4 UUIDs).
+ */
+export const ALL_SENDERS = 'ffffffff-ffff-ffff-ffff-ffffffffffff';
+
+/**
  * A CTE `usage` that adds (+) or takes back (-) the envelopes of CTE `rows` (columns account_id,
- * device_id, sender_account, bytes) in delivery_queue_usage. Rows are upserted in key order, so
- * two statements that touch the same counters lock them in the same order (no deadlock).
+ * device_id, sender_account, bytes) in delivery_queue_usage: each sender's row and the device's
+ * total row (ALL_SENDERS). Rows are upserted in key order by one statement, so two statements that
+ * touch the same counters lock them in the same order (no deadlock).
  */
 function usageCte(rows: string, sign: '+' | '-'): string {
   return `usage AS (
          INSERT INTO delivery_queue_usage AS q (account_id, device_id, sender_account, envelopes, bytes)
-         SELECT account_id, device_id, sender_account, ${sign}count(*), ${sign}sum(bytes) FROM ${rows}
-          GROUP BY account_id, device_id, sender_account ORDER BY account_id, device_id, sender_account
+         SELECT account_id, device_id, coalesce(sender_account, '${ALL_SENDERS}'::uuid) AS sender, ${sign}count(*), ${sign}sum(bytes)
+           FROM ${rows}
+          GROUP BY GROUPING SETS ((account_id, device_id, sender_account), (account_id, device_id))
+          ORDER BY account_id, device_id, sender
          ON CONFLICT (account_id, device_id, sender_account) DO UPDATE
            SET envelopes = q.envelopes + EXCLUDED.envelopes, bytes = q.bytes + EXCLUDED.bytes
          RETURNING 1
@@ -149,18 +159,19 @@ export class QueueRepository {
    * plain read, and the write that follows settles races through the dedup key):
    * - the dedup entries of these keys that have not expired at `now`;
    * - the current devices of these accounts (Server I's tables; an account with no device has
-   *   one row with a null device), each with what waits in its queue (delivery_queue_usage);
-   * - what each of the sending accounts has waiting in each of these devices' queues;
+   *   one row with a null device), each with what waits in its queue (its total row);
+   * - what each key's sending account has waiting in the queues of its recipient's devices and
+   *   of its own account's devices;
    * - `idCount` fresh envelope ids, ascending.
+   * Every counter is read by its primary key: the cost follows the devices named, not what waits.
    */
   async readBatch(q: {
-    readonly keys: readonly { senderDevice: DeviceRef; messageId: string }[];
+    readonly keys: readonly { senderDevice: DeviceRef; messageId: string; recipient: string }[];
     readonly usernames: readonly string[];
     readonly idCount: number;
     readonly now: number;
   }): Promise<BatchSnapshot> {
     const [acc, dev] = split(q.keys.map((k) => k.senderDevice));
-    const senders = [...new Set(acc)];
     const rows = await this.db.query<{ sends: unknown; devices: unknown; shares: unknown; ids: unknown }>(
       `SELECT
          (SELECT coalesce(json_agg(json_build_array(s.sender_account::text || '/' || s.sender_device, s.message_id::text,
@@ -170,17 +181,22 @@ export class QueueRepository {
               ON s.sender_account = k.acc AND s.sender_device = k.dev AND s.message_id = k.mid
            WHERE s.expires_at > $4) AS sends,
          (SELECT coalesce(json_agg(json_build_array(a.username, a.id::text, d.device_id::text, encode(d.ik_pub, 'hex'),
-                   (SELECT json_build_array(coalesce(sum(u.envelopes), 0), coalesce(sum(u.bytes), 0)) FROM delivery_queue_usage u
-                     WHERE u.account_id = d.account_id AND u.device_id = d.device_id))),
-                          '[]'::json)
+                                                    json_build_array(coalesce(t.envelopes, 0), coalesce(t.bytes, 0)))), '[]'::json)
             FROM accounts a LEFT JOIN devices d ON d.account_id = a.id AND d.removed_at IS NULL
+            LEFT JOIN delivery_queue_usage t
+              ON t.account_id = d.account_id AND t.device_id = d.device_id AND t.sender_account = '${ALL_SENDERS}'::uuid
            WHERE a.username = ANY($5::text[])) AS devices,
          (SELECT coalesce(json_agg(json_build_array(u.account_id::text || '/' || u.device_id, u.sender_account::text, u.envelopes, u.bytes)), '[]'::json)
-            FROM accounts a JOIN delivery_queue_usage u ON u.account_id = a.id
-           WHERE a.username = ANY($5::text[]) AND u.sender_account = ANY($7::uuid[])) AS shares,
+            FROM (SELECT a.id AS acc, k.sacc FROM unnest($7::text[], $1::uuid[]) AS k(u, sacc) JOIN accounts a ON a.username = k.u
+                  UNION SELECT k.sacc, k.sacc FROM unnest($1::uuid[]) AS k(sacc)) p
+            JOIN devices d ON d.account_id = p.acc AND d.removed_at IS NULL
+            -- (a fenced lookup, so that the index is probed on its whole key: as a plain join the
+            -- planner may scan a device's prefix, every sender's row, and filter)
+            CROSS JOIN LATERAL (SELECT * FROM delivery_queue_usage u
+                                 WHERE u.account_id = d.account_id AND u.device_id = d.device_id AND u.sender_account = p.sacc OFFSET 0) u) AS shares,
          (SELECT coalesce(json_agg(nextval('delivery_envelope_id_seq')::text), '[]'::json)
             FROM generate_series(1, $6::int)) AS ids`,
-      [acc, dev, q.keys.map((k) => k.messageId), q.now, q.usernames, q.idCount, senders],
+      [acc, dev, q.keys.map((k) => k.messageId), q.now, q.usernames, q.idCount, q.keys.map((k) => k.recipient)],
     );
     const r = rows[0]!;
     const json = <T>(v: unknown): T => (typeof v === 'string' ? JSON.parse(v) : v) as T;
@@ -347,37 +363,40 @@ export class QueueRepository {
    * same time split the work instead of waiting on each other.
    *
    * Envelope ids grow with time, so the expired envelopes are at the head of the id order: a
-   * step looks only at the `limit` lowest ids and deletes those older than the cutoff.
+   * step looks only at the `limit` lowest ids above `after` (the highest id the previous step
+   * deleted, so that no step walks again over the index entries of rows already deleted and not
+   * yet vacuumed) and deletes those older than the cutoff.
    */
-  async deleteExpiredEnvelopes(cutoff: number, limit: number): Promise<number> {
-    const rows = await this.db.query<{ n: string | number }>(
+  async deleteExpiredEnvelopes(cutoff: number, limit: number, after = '0'): Promise<GcStep> {
+    const rows = await this.db.query<{ n: string | number; last: string | null }>(
       `WITH doomed AS (
          SELECT e.id FROM delivery_envelopes e
-          WHERE e.id IN (SELECT id FROM delivery_envelopes ORDER BY id LIMIT $2) AND e.server_ts < $1
+          WHERE e.id IN (SELECT id FROM delivery_envelopes WHERE id > $3 ORDER BY id LIMIT $2) AND e.server_ts < $1
           FOR UPDATE SKIP LOCKED
        ), gone AS (
          DELETE FROM delivery_envelopes e USING doomed WHERE e.id = doomed.id
-         RETURNING e.account_id, e.device_id, e.sender_account, ${BODY_BYTES} AS bytes
+         RETURNING e.id, e.account_id, e.device_id, e.sender_account, ${BODY_BYTES} AS bytes
        ), ${usageCte('gone', '-')}
-       SELECT count(*) AS n FROM gone`,
-      [cutoff, limit],
+       SELECT count(*) AS n, max(id)::text AS last FROM gone`,
+      [cutoff, limit, after],
     );
-    return Number(rows[0]?.n ?? 0);
+    return { n: Number(rows[0]?.n ?? 0), last: rows[0]?.last ?? after };
   }
 
-  async deleteExpiredSends(now: number, limit: number): Promise<number> {
-    const rows = await this.db.query<{ n: string | number }>(
+  /** Like deleteExpiredEnvelopes: `after` is the expiry of the last entry the previous step deleted. */
+  async deleteExpiredSends(now: number, limit: number, after = '0'): Promise<GcStep> {
+    const rows = await this.db.query<{ n: string | number; last: string | null }>(
       `WITH doomed AS (
-         SELECT sender_account, sender_device, message_id FROM delivery_sends WHERE expires_at <= $1
+         SELECT sender_account, sender_device, message_id FROM delivery_sends WHERE expires_at <= $1 AND expires_at >= $3
           ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED
        ), gone AS (
          DELETE FROM delivery_sends s USING doomed
           WHERE s.sender_account = doomed.sender_account AND s.sender_device = doomed.sender_device
-            AND s.message_id = doomed.message_id RETURNING 1
-       ) SELECT count(*) AS n FROM gone`,
-      [now, limit],
+            AND s.message_id = doomed.message_id RETURNING s.expires_at
+       ) SELECT count(*) AS n, max(expires_at)::text AS last FROM gone`,
+      [now, limit, after],
     );
-    return Number(rows[0]?.n ?? 0);
+    return { n: Number(rows[0]?.n ?? 0), last: rows[0]?.last ?? after };
   }
 
   /** Deletes up to `limit` usage rows that count nothing any more (their envelopes were all deleted). */
@@ -397,16 +416,18 @@ export class QueueRepository {
   }
 
   /**
-   * Deletes the queues of removed devices (devices.removed_at set; a removed device's row stays,
-   * and device ids are never reused). Looks at removed devices that still have a queue, a few at a
-   * time, and deletes at most `limit` envelopes.
+   * Deletes up to `limit` envelopes from the queues of removed devices. Only the devices listed
+   * in delivery_removed_queues (queueRemovedDevice) are looked at, a few queues at a time, so the
+   * step costs an index lookup when no removal is pending, however many devices were ever removed.
    */
   async deleteOrphans(limit: number): Promise<number> {
     const rows = await this.db.query<{ n: string | number }>(
-      `WITH doomed AS (
-         SELECT e.id FROM delivery_envelopes e
-           JOIN devices d ON d.account_id = e.account_id AND d.device_id = e.device_id
-          WHERE d.removed_at IS NOT NULL
+      `WITH q AS (
+         SELECT r.account_id, r.device_id FROM delivery_removed_queues r
+          WHERE EXISTS (SELECT 1 FROM delivery_envelopes e WHERE e.account_id = r.account_id AND e.device_id = r.device_id)
+          ORDER BY r.account_id, r.device_id LIMIT ${ORPHAN_QUEUES_PER_STEP}
+       ), doomed AS (
+         SELECT e.id FROM q JOIN delivery_envelopes e ON e.account_id = q.account_id AND e.device_id = q.device_id
           LIMIT $1 FOR UPDATE OF e SKIP LOCKED
        ), gone AS (
          DELETE FROM delivery_envelopes e USING doomed WHERE e.id = doomed.id
@@ -417,6 +438,57 @@ export class QueueRepository {
     );
     return Number(rows[0]?.n ?? 0);
   }
+
+  /**
+   * Forgets the removed devices whose queue is empty and whose removal is older than
+   * `removedBefore` (ms): from then on GC never looks at them again. Answers how many.
+   */
+  async forgetCollectedQueues(removedBefore: number): Promise<number> {
+    const rows = await this.db.query<{ n: string | number }>(
+      `WITH gone AS (
+         DELETE FROM delivery_removed_queues r
+          WHERE r.removed_at < $1
+            AND NOT EXISTS (SELECT 1 FROM delivery_envelopes e WHERE e.account_id = r.account_id AND e.device_id = r.device_id)
+         RETURNING 1
+       ) SELECT count(*) AS n FROM gone`,
+      [removedBefore],
+    );
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  /** The removed devices whose queue GC has not yet collected and forgotten. */
+  async pendingRemovedQueues(): Promise<DeviceRef[]> {
+    const rows = await this.db.query<{ a: string; d: string }>(
+      `SELECT account_id::text AS a, device_id::text AS d FROM delivery_removed_queues ORDER BY account_id, device_id`,
+    );
+    return rows.map((r) => deviceRef(r.a, r.d));
+  }
+}
+
+/** One GC step: rows deleted, and where the next step starts. */
+export interface GcStep {
+  readonly n: number;
+  readonly last: string;
+}
+
+/** Queues of removed devices one orphan step collects from. */
+const ORPHAN_QUEUES_PER_STEP = 64;
+
+/**
+ * Lists a removed device for GC to collect its queue, inside the removal's transaction (the
+ * device-removal hook), so no removal is missed and none is listed that rolled back.
+ */
+export async function queueRemovedDevice(
+  tx: { query(sql: string, params?: readonly unknown[]): Promise<unknown> },
+  accountId: string,
+  deviceId: number,
+  now: number,
+): Promise<void> {
+  await tx.query(
+    `INSERT INTO delivery_removed_queues (account_id, device_id, removed_at) VALUES ($1, $2, $3)
+     ON CONFLICT (account_id, device_id) DO UPDATE SET removed_at = EXCLUDED.removed_at`,
+    [accountId, deviceId, now],
+  );
 }
 
 /** The delivery_envelopes columns of `envs`, as the ten unnest() arrays both inserts take. */

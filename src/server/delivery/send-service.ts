@@ -131,8 +131,8 @@ export class SendService {
       const now = this.deps.now();
       const snap = await repo.readBatch({
         keys: [
-          { senderDevice: sender.deviceRef, messageId: req.message_id },
-          { senderDevice: sender.deviceRef, messageId: key },
+          { senderDevice: sender.deviceRef, messageId: req.message_id, recipient: req.recipient },
+          { senderDevice: sender.deviceRef, messageId: key, recipient: req.recipient },
         ],
         usernames: [...new Set([req.recipient, sender.username])],
         idCount: 1,
@@ -242,7 +242,7 @@ export class SendService {
     let snap: BatchSnapshot;
     try {
       snap = await repo.readBatch({
-        keys: live.map((i) => ({ senderDevice: cmds[i]!.sender.deviceRef, messageId: cmds[i]!.req.message_id })),
+        keys: live.map((i) => ({ senderDevice: cmds[i]!.sender.deviceRef, messageId: cmds[i]!.req.message_id, recipient: cmds[i]!.req.recipient })),
         usernames: [...usernames],
         idCount: copies,
         now,
