@@ -12,7 +12,7 @@ import { messageRoutes } from '../routes/messages.js';
 import type { AuthContext } from '../services/deps.js';
 import type { RunningServer } from '../server.js';
 import { createDelivery, type Delivery } from './index.js';
-import { deviceRef, queueRemovedDevice } from './queue-repository.js';
+import { deviceRef, QueueRepository, queueRemovedDevice } from './queue-repository.js';
 import type { Sender } from './send-service.js';
 import { AppSqlDatabase, PgSqlDatabase } from './sql.js';
 
@@ -47,7 +47,8 @@ export function mountDelivery(config: Config, deps: AppDeps, opts: { now?: () =>
   });
   deps.metrics.bindDelivery({
     streams: () => delivery.hub.size,
-    queued: async () => Number((await sql.query<{ n: string }>('SELECT count(*) AS n FROM delivery_envelopes'))[0]?.n ?? 0),
+    // Per-device totals, not count(*) over every envelope on each scrape (issue 13).
+    queued: () => new QueueRepository(sql).waitingTotal(),
   });
   // In the removal's transaction: GC collects the device's queue once (migration 0006).
   deps.deviceRemoval.inTransaction((tx, e) => queueRemovedDevice(tx, e.accountId, e.deviceId, now()));

@@ -154,6 +154,14 @@ function rowToEnvelope(r: EnvelopeRow): Envelope {
 export class QueueRepository {
   constructor(readonly db: SqlDatabase) {}
 
+  /** Envelopes waiting in every queue: the sum of the per-device totals (one row per device, migration 0007's index), not a count of envelopes. */
+  async waitingTotal(): Promise<number> {
+    const rows = await this.db.query<{ n: string | number }>(
+      `SELECT coalesce(sum(envelopes), 0) AS n FROM delivery_queue_usage WHERE sender_account = '${ALL_SENDERS}'::uuid`,
+    );
+    return Number(rows[0]?.n ?? 0);
+  }
+
   /**
    * Everything a batch of sends must know, in one statement (no transaction: each part is a
    * plain read, and the write that follows settles races through the dedup key):
