@@ -3,7 +3,8 @@
  * as nobleProvider and webCryptoProvider() (test/platform/node-crypto.test.ts checks this), without
  * WebCrypto's per-call key import and its hop to the thread pool (about 0.1 ms per call). Node-only,
  * so it lives outside src/protocol, which must run in browsers too: a Node client or the bridge
- * passes it in.
+ * passes it in. It also brings ML-KEM-768 in WebAssembly (ml-kem-node.ts) and the native Argon2id of
+ * the `argon2` package, each giving the same bytes as the protocol's portable defaults.
  */
 import {
   type KeyObject,
@@ -18,7 +19,10 @@ import {
   sign,
   verify,
 } from 'node:crypto';
-import type { CryptoProvider } from '../protocol/primitives.js';
+import argon2 from 'argon2';
+import type { Argon2id, CryptoProvider, MlKem768 } from '../protocol/primitives.js';
+import { nodeMlKem768 } from './ml-kem-node.js';
+import { lazyMlKem768 } from './ml-kem-wasm.js';
 
 const KEY_BYTES = 32;
 const GCM_KEY_BYTES = 32;
@@ -140,12 +144,43 @@ function plain(b: Uint8Array | ArrayBuffer): Uint8Array {
   return new Uint8Array(b);
 }
 
+const asBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+
+/**
+ * Argon2id on the `argon2` package's native code (RFC 9106 reference implementation, on the libuv
+ * thread pool, so the event loop stays free): the server's password hash already uses it.
+ */
+export const nativeArgon2id: Argon2id = async (password, salt, mKib, t, p, length) => {
+  checkBytes('password', password);
+  checkBytes('salt', salt);
+  const out = await argon2.hash(asBuffer(password), {
+    type: argon2.argon2id,
+    version: 0x13,
+    memoryCost: mKib,
+    timeCost: t,
+    parallelism: p,
+    hashLength: length,
+    salt: asBuffer(salt),
+    raw: true,
+  });
+  try {
+    return new Uint8Array(out);
+  } finally {
+    out.fill(0);
+  }
+};
+
+/** ML-KEM-768 that compiles its module on the first KEM operation, not when this file is imported. */
+const lazyNodeKem: MlKem768 = lazyMlKem768(async () => nodeMlKem768());
+
 /** A provider on node:crypto; `privateImport` exists so tests can run the PKCS#8 fallback too. */
 export function makeNodeCryptoProvider(privateImport: PrivateKeyImport = 'auto'): CryptoProvider {
   const cache = new WeakMap<Uint8Array, CachedKey>();
   const importPrivate = (crv: Curve, raw: Uint8Array): KeyObject => cachedPrivateKey(cache, privateImport, crv, raw);
   return {
     name: privateImport === 'auto' ? 'node' : 'node-pkcs8',
+    mlKem768: lazyNodeKem,
+    argon2id: nativeArgon2id,
 
     /** Throws when OpenSSL refuses the key pair, which includes an all-zero output. */
     async x25519(priv, pub) {

@@ -85,7 +85,7 @@ export async function initiate(c: CryptoProvider, random: RandomSource, self: Lo
       await dh(c, ekPriv, bundle.spkPub),
     ];
     if (bundle.opkPub) dhs.push(await dh(c, ekPriv, bundle.opkPub));
-    const { ct, ss } = kemEncapsulate(bundle.pqpkPub, m);
+    const { ct, ss } = await kemEncapsulate(c, bundle.pqpkPub, m);
     const sk = await deriveSk(c, dhs, ss);
     wipe(ss);
     const ad = associatedData(self.userId, self.deviceId, self.ik.publicKey, bundle.userId, bundle.deviceId, bundle.ikPub);
@@ -121,7 +121,7 @@ export async function respond(c: CryptoProvider, self: LocalDevice, from: Initia
       await dh(c, keys.spk.privateKey, from.ekPub),
     ];
     if (keys.opk) dhs.push(await dh(c, keys.opk.privateKey, from.ekPub));
-    const ss = kemDecapsulate(keys.pqpkSeed, from.kemCt);
+    const ss = await kemDecapsulate(c, keys.pqpkSeed, from.kemCt);
     const sk = await deriveSk(c, dhs, ss);
     wipe(ss);
     const ad = associatedData(from.userId, from.deviceId, from.ikPub, self.userId, self.deviceId, self.ik.publicKey);

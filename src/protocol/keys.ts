@@ -115,6 +115,6 @@ export async function generateOneTimePrekeys(c: CryptoProvider, random: RandomSo
 }
 
 export async function generatePqPrekey(c: CryptoProvider, random: RandomSource, ik: SigningKeyPair, id: number, oneTime: boolean): Promise<PqPrekey> {
-  const { publicKey, seed } = kemKeyPair(random(64));
+  const { publicKey, seed } = await kemKeyPair(c, random(64));
   return { id, seed, publicKey, oneTime, signature: await c.ed25519Sign(ik.seed, pqpkSigBytes(id, publicKey)) };
 }

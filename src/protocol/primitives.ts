@@ -2,7 +2,8 @@
  * SPEC §1 primitives behind one provider seam. The default provider uses the platform's WebCrypto
  * (browser and Node) with @noble fallbacks; a faster synchronous provider can be passed in where
  * node:crypto exists (src/platform/node-crypto.ts). ML-KEM-768 and Argon2id have no native
- * implementation anywhere, so they are fixed here.
+ * implementation in WebCrypto or Node's OpenSSL: the defaults here are @noble/post-quantum and
+ * hash-wasm, and a provider may bring faster ones (optional members below) that give the same bytes.
  */
 import { ed25519, x25519 as nobleX25519 } from '@noble/curves/ed25519.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
@@ -28,7 +29,46 @@ export interface CryptoProvider {
   aesGcmSeal(key: Uint8Array, nonce: Uint8Array, pt: Uint8Array, ad: Uint8Array): Promise<Uint8Array>;
   /** Returns null when the tag does not verify. */
   aesGcmOpen(key: Uint8Array, nonce: Uint8Array, ct: Uint8Array, ad: Uint8Array): Promise<Uint8Array | null>;
+  /** A faster ML-KEM-768 than nobleMlKem768 (src/platform/ml-kem-wasm.ts); the same bytes. */
+  readonly mlKem768?: MlKem768;
+  /** A faster Argon2id than hash-wasm's (the Node provider's native one); the same bytes. */
+  readonly argon2id?: Argon2id;
 }
+
+/**
+ * ML-KEM-768 (FIPS 203) with its randomness passed in, so that every implementation gives the same
+ * bytes and a scripted source reproduces the vectors. Inputs are checked by the callers below.
+ */
+export interface MlKem768 {
+  readonly name: string;
+  /** The encapsulation key of ML-KEM.KeyGen_internal(d, z), seed = d || z (64 bytes). */
+  publicKey(seed: Uint8Array): Promise<Uint8Array>;
+  /** ML-KEM.Encaps_internal(ek, m). */
+  encapsulate(ek: Uint8Array, m: Uint8Array): Promise<{ ct: Uint8Array; ss: Uint8Array }>;
+  /** ML-KEM.Decaps_internal with the decapsulation key of `seed`. */
+  decapsulate(seed: Uint8Array, ct: Uint8Array): Promise<Uint8Array>;
+}
+
+/** RFC 9106 Argon2id, version 0x13, empty secret and associated data; `length` bytes out. */
+export type Argon2id = (password: Uint8Array, salt: Uint8Array, mKib: number, t: number, p: number, length: number) => Promise<Uint8Array>;
+
+/** Pure-JS ML-KEM-768: works everywhere, about ten times slower than the WebAssembly one. */
+export const nobleMlKem768: MlKem768 = {
+  name: '@noble/post-quantum',
+  publicKey: async (seed) => ml_kem768.keygen(seed).publicKey,
+  async encapsulate(ek, m) {
+    const { cipherText, sharedSecret } = ml_kem768.encapsulate(ek, m);
+    return { ct: cipherText, ss: sharedSecret };
+  },
+  async decapsulate(seed, ct) {
+    const { secretKey } = ml_kem768.keygen(seed);
+    try {
+      return ml_kem768.decapsulate(ct, secretKey);
+    } finally {
+      secretKey.fill(0);
+    }
+  },
+};
 
 /** A source of random bytes; tests pass a scripted one. */
 export type RandomSource = (length: number) => Uint8Array;
@@ -251,30 +291,27 @@ export function checkKemPublicKey(ek: Uint8Array): void {
   }
 }
 
-export function kemKeyPair(seed: Uint8Array): { publicKey: Uint8Array; seed: Uint8Array } {
+const kemOf = (c: CryptoProvider): MlKem768 => c.mlKem768 ?? nobleMlKem768;
+
+export async function kemKeyPair(c: CryptoProvider, seed: Uint8Array): Promise<{ publicKey: Uint8Array; seed: Uint8Array }> {
   if (seed.length !== KEM_SEED_BYTES) fail('bad_length', 'ML-KEM seed must be 64 bytes');
-  return { publicKey: ml_kem768.keygen(seed).publicKey, seed };
+  return { publicKey: await kemOf(c).publicKey(seed), seed };
 }
 
 /** Encapsulates to `ek` with 32 bytes of randomness m (FIPS 203 Encaps_internal). */
-export function kemEncapsulate(ek: Uint8Array, m: Uint8Array): { ct: Uint8Array; ss: Uint8Array } {
+export async function kemEncapsulate(c: CryptoProvider, ek: Uint8Array, m: Uint8Array): Promise<{ ct: Uint8Array; ss: Uint8Array }> {
   checkKemPublicKey(ek);
   if (m.length !== 32) fail('bad_length', 'ML-KEM randomness must be 32 bytes');
-  const { cipherText, sharedSecret } = ml_kem768.encapsulate(ek, m);
-  return { ct: cipherText, ss: sharedSecret };
+  return kemOf(c).encapsulate(ek, m);
 }
 
-export function kemDecapsulate(seed: Uint8Array, ct: Uint8Array): Uint8Array {
+export async function kemDecapsulate(c: CryptoProvider, seed: Uint8Array, ct: Uint8Array): Promise<Uint8Array> {
+  if (seed.length !== KEM_SEED_BYTES) fail('bad_length', 'ML-KEM seed must be 64 bytes');
   if (ct.length !== KEM_CIPHERTEXT_BYTES) fail('bad_length', 'ML-KEM-768 ciphertext must be 1088 bytes');
-  const { secretKey } = ml_kem768.keygen(seed);
-  try {
-    return ml_kem768.decapsulate(ct, secretKey);
-  } finally {
-    secretKey.fill(0);
-  }
+  return kemOf(c).decapsulate(seed, ct);
 }
 
-/** RFC 9106 Argon2id, version 0x13, empty secret and associated data. */
+/** RFC 9106 Argon2id, version 0x13, empty secret and associated data: hash-wasm's (WebAssembly). */
 export async function argon2id(password: Uint8Array, salt: Uint8Array, mKib: number, t: number, p: number, length = 32): Promise<Uint8Array> {
   // Loaded on first use: only the key backup needs it, and the web client keeps it off the first screen.
   const { argon2id: wasmArgon2id } = await import('hash-wasm');
