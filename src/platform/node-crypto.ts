@@ -95,7 +95,7 @@ function privateKey(mode: PrivateKeyImport, crv: Curve, raw: Uint8Array): KeyObj
 }
 
 /**
- * Imported private keys, keyed by the caller's array object, so the same key used again (EK in
+ * Imported keys, keyed by the caller's array object, so the same key used again (EK in
  * four DHs, a ratchet key for its public half and then its DH, IK signing two prekeys) is imported
  * once: an import costs OpenSSL a scalar multiplication (it computes the public half), which is as
  * much as the DH itself. An entry checks the array still holds the bytes it was made from (a
@@ -114,10 +114,11 @@ function sameKeyBytes(a: Uint8Array, b: Uint8Array): boolean {
   return d === 0;
 }
 
-function cachedPrivateKey(cache: WeakMap<Uint8Array, CachedKey>, mode: PrivateKeyImport, crv: Curve, raw: Uint8Array): KeyObject {
+/** The cached KeyObject of `raw` on `crv`, made by `make` on a miss (or when the array's bytes changed). */
+function cachedKey(cache: WeakMap<Uint8Array, CachedKey>, crv: Curve, raw: Uint8Array, make: () => KeyObject): KeyObject {
   const hit = cache.get(raw);
   if (hit && hit.crv === crv && sameKeyBytes(hit.bytes, raw)) return hit.key;
-  const key = privateKey(mode, crv, raw);
+  const key = make();
   cache.set(raw, { crv, bytes: new Uint8Array(raw), key }); // a copy even when `raw` is a Buffer
   return key;
 }
@@ -175,8 +176,11 @@ const lazyNodeKem: MlKem768 = lazyMlKem768(async () => nodeMlKem768());
 
 /** A provider on node:crypto; `privateImport` exists so tests can run the PKCS#8 fallback too. */
 export function makeNodeCryptoProvider(privateImport: PrivateKeyImport = 'auto'): CryptoProvider {
-  const cache = new WeakMap<Uint8Array, CachedKey>();
-  const importPrivate = (crv: Curve, raw: Uint8Array): KeyObject => cachedPrivateKey(cache, privateImport, crv, raw);
+  const privates = new WeakMap<Uint8Array, CachedKey>();
+  const publics = new WeakMap<Uint8Array, CachedKey>();
+  const importPrivate = (crv: Curve, raw: Uint8Array): KeyObject => cachedKey(privates, crv, raw, () => privateKey(privateImport, crv, raw));
+  // A peer's keys recur too: SPK_B in three DHs, EK_A in three, IK_B under two signatures.
+  const importPublic = (crv: Curve, raw: Uint8Array): KeyObject => cachedKey(publics, crv, raw, () => publicKey(crv, raw));
   return {
     name: privateImport === 'auto' ? 'node' : 'node-pkcs8',
     mlKem768: lazyNodeKem,
@@ -186,7 +190,7 @@ export function makeNodeCryptoProvider(privateImport: PrivateKeyImport = 'auto')
     async x25519(priv, pub) {
       checkLength('priv', priv, KEY_BYTES);
       checkLength('pub', pub, KEY_BYTES);
-      return plain(diffieHellman({ privateKey: importPrivate('X25519', priv), publicKey: publicKey('X25519', pub) }));
+      return plain(diffieHellman({ privateKey: importPrivate('X25519', priv), publicKey: importPublic('X25519', pub) }));
     },
 
     async x25519Public(priv) {
@@ -209,7 +213,7 @@ export function makeNodeCryptoProvider(privateImport: PrivateKeyImport = 'auto')
       checkBytes('msg', msg);
       if (!(pub instanceof Uint8Array) || !(sig instanceof Uint8Array) || pub.length !== KEY_BYTES || sig.length !== 64) return false;
       try {
-        return verify(null, msg, publicKey('Ed25519', pub), sig);
+        return verify(null, msg, importPublic('Ed25519', pub), sig);
       } catch {
         return false;
       }

@@ -5,6 +5,7 @@
  * implementation in WebCrypto or Node's OpenSSL: the defaults here are @noble/post-quantum and
  * hash-wasm, and a provider may bring faster ones (optional members below) that give the same bytes.
  */
+import { invert } from '@noble/curves/abstract/modular.js';
 import { ed25519, x25519 as nobleX25519 } from '@noble/curves/ed25519.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { hmac } from '@noble/hashes/hmac.js';
@@ -218,17 +219,6 @@ function bigintToLe32(n: bigint): Uint8Array {
   return out;
 }
 
-function modPow(b: bigint, e: bigint, m: bigint): bigint {
-  let r = 1n;
-  b %= m;
-  while (e > 0n) {
-    if (e & 1n) r = (r * b) % m;
-    b = (b * b) % m;
-    e >>= 1n;
-  }
-  return r;
-}
-
 /** SPEC §1 Mont(edpub): the X25519 form of an Ed25519 public key. */
 export function mont(edPub: Uint8Array): Uint8Array {
   if (edPub.length !== 32) fail('bad_length', 'Ed25519 public key must be 32 bytes');
@@ -236,7 +226,8 @@ export function mont(edPub: Uint8Array): Uint8Array {
   yb[31]! &= 0x7f;
   const y = leToBigint(yb);
   if (y >= P || y === 1n) fail('bad_key', 'Ed25519 public key has no Montgomery form');
-  const u = ((1n + y) * modPow((1n - y + P) % P, P - 2n, P)) % P;
+  // u = (1 + y) / (1 - y). Public input, so the variable-time inverse is fine (and ~20x faster than a^(p-2)).
+  const u = ((1n + y) * invert((1n - y + P) % P, P)) % P;
   return bigintToLe32(u);
 }
 
