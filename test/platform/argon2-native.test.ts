@@ -24,7 +24,7 @@ interface BackupVector {
 }
 const backup = (JSON.parse(readFileSync(join(import.meta.dirname, '../vectors/backup.json'), 'utf8')) as { cases: BackupVector[] }).cases;
 
-describe("the Node provider's native Argon2id (argon2 package) gives hash-wasm's bytes", () => {
+describe("the Node provider's native Argon2id (@node-rs/argon2) gives hash-wasm's bytes", () => {
   it.each(backup.filter((v) => v.argon2id_key))('backup.json %s: the vector key, and the blob opens', async (v) => {
     expect(hex(await nativeArgon2id(unhex(v.secret_utf8), unhex(v.salt), v.m_kib, v.t, v.p, 32))).toBe(v.argon2id_key);
     if (v.expect === 'ok') expect(hex(await openBackup(unhex(v.blob), v.secret_input, { crypto: nodeCryptoProvider }))).toBe(v.ak_seed);
