@@ -12,8 +12,10 @@ import { hmac } from '@noble/hashes/hmac.js';
 import { sha256, sha512 } from '@noble/hashes/sha2.js';
 import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
 import { gcm } from '@noble/ciphers/aes.js';
-import { concat, isAllZero } from './bytes.js';
+import { concat, equalBytes, isAllZero, toHex } from './bytes.js';
 import { fail } from './errors.js';
+import { DERIVED_KEY_MEMO_ENTRIES } from './limits.js';
+import { BoundedMemo } from './memo.js';
 
 /** The operations a platform may accelerate. All take and return fresh Uint8Arrays. */
 export interface CryptoProvider {
@@ -219,22 +221,42 @@ function bigintToLe32(n: bigint): Uint8Array {
   return out;
 }
 
-/** SPEC §1 Mont(edpub): the X25519 form of an Ed25519 public key. */
+const montMemo = new BoundedMemo<Uint8Array>(DERIVED_KEY_MEMO_ENTRIES);
+
+/** SPEC §1 Mont(edpub): the X25519 form of an Ed25519 public key (remembered per key: the inversion costs as much as a DH). */
 export function mont(edPub: Uint8Array): Uint8Array {
   if (edPub.length !== 32) fail('bad_length', 'Ed25519 public key must be 32 bytes');
+  const key = toHex(edPub);
+  const hit = montMemo.get(key);
+  if (hit) return hit.slice();
   const yb = edPub.slice();
   yb[31]! &= 0x7f;
   const y = leToBigint(yb);
   if (y >= P || y === 1n) fail('bad_key', 'Ed25519 public key has no Montgomery form');
-  // u = (1 + y) / (1 - y). Public input, so the variable-time inverse is fine (and ~20x faster than a^(p-2)).
-  const u = ((1n + y) * invert((1n - y + P) % P, P)) % P;
-  return bigintToLe32(u);
+  // u = (1 + y) / (1 - y). Public input, so the variable-time inverse is fine (and ~2x faster than a^(p-2)).
+  const u = bigintToLe32(((1n + y) * invert((1n - y + P) % P, P)) % P);
+  montMemo.set(key, u);
+  return u.slice();
 }
 
 /** SPEC §1 MontPriv(seed): first 32 bytes of SHA-512(seed). */
 export async function montPriv(c: CryptoProvider, seed: Uint8Array): Promise<Uint8Array> {
   if (seed.length !== 32) fail('bad_length', 'Ed25519 seed must be 32 bytes');
   return (await c.sha512(seed)).slice(0, 32);
+}
+
+/**
+ * MontPriv of this device's own IK, one array per seed array for as long as the caller holds the
+ * seed, so that a provider caching imported keys by array (node-crypto.ts) imports it once rather
+ * than in every handshake. Not to be wiped by callers; re-derived if the seed's bytes change.
+ */
+const ownMontPriv = new WeakMap<Uint8Array, { seed: Uint8Array; priv: Uint8Array }>();
+export async function identityMontPriv(c: CryptoProvider, seed: Uint8Array): Promise<Uint8Array> {
+  const hit = ownMontPriv.get(seed);
+  if (hit && equalBytes(hit.seed, seed)) return hit.priv;
+  const priv = await montPriv(c, seed);
+  ownMontPriv.set(seed, { seed: seed.slice(), priv });
+  return priv;
 }
 
 /** X25519 with SPEC §1's rule: an all-zero output (or a key the platform refuses) is an error. */
