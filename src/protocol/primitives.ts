@@ -223,12 +223,16 @@ function bigintToLe32(n: bigint): Uint8Array {
 
 const montMemo = new BoundedMemo<Uint8Array>(DERIVED_KEY_MEMO_ENTRIES);
 
-/** SPEC §1 Mont(edpub): the X25519 form of an Ed25519 public key (remembered per key: the inversion costs as much as a DH). */
+/**
+ * SPEC §1 Mont(edpub): the X25519 form of an Ed25519 public key, remembered per key (the inversion
+ * costs as much as a DH). The array returned is shared, so a provider caching imported keys by array
+ * sees the same one again: callers must not modify it.
+ */
 export function mont(edPub: Uint8Array): Uint8Array {
   if (edPub.length !== 32) fail('bad_length', 'Ed25519 public key must be 32 bytes');
   const key = toHex(edPub);
   const hit = montMemo.get(key);
-  if (hit) return hit.slice();
+  if (hit) return hit;
   const yb = edPub.slice();
   yb[31]! &= 0x7f;
   const y = leToBigint(yb);
@@ -236,7 +240,7 @@ export function mont(edPub: Uint8Array): Uint8Array {
   // u = (1 + y) / (1 - y). Public input, so the variable-time inverse is fine (and ~2x faster than a^(p-2)).
   const u = bigintToLe32(((1n + y) * invert((1n - y + P) % P, P)) % P);
   montMemo.set(key, u);
-  return u.slice();
+  return u;
 }
 
 /** SPEC §1 MontPriv(seed): first 32 bytes of SHA-512(seed). */
