@@ -2,15 +2,19 @@
  * `npm run bench:crypto [-- --provider=node|webcrypto|noble] [--seconds=N]`: GChat's protocol
  * against libsignal doing the same work, each storing its session state after every operation and
  * loading it before the next. Prints, per line, the GChat figure, the libsignal figure and their
- * ratio. A report, not a test: it exits 0 whatever the figures (non-zero only if a side breaks).
+ * ratio; the handshake loop and Argon2id also run in headless Chromium (scripts/bench/crypto-browser.ts),
+ * printed beside the same run's libsignal figure. A report, not a test: it exits 0 whatever the
+ * figures (non-zero only if a side breaks).
  *
  * libsignal (@signalapp/libsignal-client, AGPL-3.0) is a devDependency used here only.
  */
 import { nodeCryptoProvider } from '../src/platform/node-crypto.js';
 import { type CryptoProvider, nobleProvider, webCryptoProvider } from '../src/protocol/primitives.js';
-import { gchatArgon2id, gchatSide } from './bench/gchat-adapter.js';
+import { startBrowserSide, type BrowserCurves, type BrowserSide } from './bench/crypto-browser.js';
+import { BACKUP_PARAMS, gchatArgon2id, gchatSide } from './bench/gchat-adapter.js';
 import { PIN_HASH_PARAMS, libsignalPinHash, libsignalSide } from './bench/libsignal-side.js';
-import type { BenchSide, Conversation } from './bench/types.js';
+import { loadNow, printMachine } from './bench/machine.js';
+import type { BenchSide, Conversation, KdfResult } from './bench/types.js';
 
 const MESSAGE_BYTES = 100;
 const BURST = 100;
@@ -150,7 +154,30 @@ async function measure(gchat: BenchSide | null, lib: BenchSide, ms: number): Pro
   return { hs, burst: b, alt: a, notes };
 }
 
+/**
+ * Chromium's handshake figures: the best slice of each curve provider there, interleaved with
+ * libsignal slices in Node (so the ratio compares the same stretch of machine load).
+ */
+async function browserHandshakes(browser: BrowserSide, lib: BenchSide, ms: number): Promise<Record<BrowserCurves | 'libsignal', number>> {
+  const curves: BrowserCurves[] = ['webcrypto', 'noble'];
+  const best: Record<BrowserCurves | 'libsignal', number> = { webcrypto: 0, noble: 0, libsignal: 0 };
+  const libRound = async (): Promise<number> => {
+    await lib.handshake(message(0));
+    return 1;
+  };
+  for (const c of curves) await browser.handshakeRate(c, Math.min(400, ms * 0.1));
+  for (let i = 0; i < SLICES; i++) {
+    for (const c of curves) best[c] = Math.max(best[c], await browser.handshakeRate(c, ms / SLICES));
+    best.libsignal = Math.max(best.libsignal, await rate(libRound, ms / SLICES));
+  }
+  return best;
+}
+
+const bestMs = (rs: KdfResult[]): number => Math.min(...rs.map((r) => ('ms' in r ? r.ms : Infinity)));
+const outputOf = (r: KdfResult | undefined): Uint8Array | null => (r && 'output' in r ? r.output : null);
+
 async function main(): Promise<number> {
+  printMachine();
   const started = performance.now();
   const providerName = arg('provider') ?? 'node';
   const seconds = Number(arg('seconds') ?? '3');
@@ -166,45 +193,94 @@ async function main(): Promise<number> {
   } catch (e) {
     gchatError = (e as Error).message;
   }
+  let browser: BrowserSide | null = null;
+  let browserError = '';
+  try {
+    browser = await startBrowserSide();
+  } catch (e) {
+    browserError = `Chromium unavailable: ${(e as Error).message.split('\n')[0]}`;
+  }
   console.log(`GChat provider: ${provider.name}`);
   console.log(`  GChat:     ${gchat ? gchat.describe : gchatError}`);
+  console.log(`  Chromium:  ${browser ? browser.describe : browserError}`);
   console.log(`  libsignal: ${lib.describe}`);
   console.log('');
 
   const f = await measure(gchat, lib, ms);
+  const bhs = browser ? await browserHandshakes(browser, lib, ms) : null;
   const na = gchatError || 'n/a';
+  const bna = browserError || 'n/a';
   const rows: Row[] = [
     { label: 'handshakes/s (bundle -> start -> encrypt -> decrypt)', gchat: f.hs[0] ?? na, libsignal: f.hs[1], unit: '/s', kind: 'rate' },
+    {
+      label: 'handshakes/s in Chromium (same loop; vs Node libsignal)',
+      gchat: bhs ? Math.max(bhs.webcrypto, bhs.noble) : bna,
+      libsignal: bhs ? bhs.libsignal : f.hs[1],
+      unit: '/s',
+      kind: 'rate',
+      ...(bhs ? { note: `Chromium curves: WebCrypto ${fmt(bhs.webcrypto)}/s, noble ${fmt(bhs.noble)}/s (ML-KEM-768 in WebAssembly both); libsignal in slices between them` } : {}),
+    },
     { label: `ratchet msgs/s, burst (A sends ${BURST}, B decrypts ${BURST})`, gchat: f.burst[0] ?? na, libsignal: f.burst[1], unit: '/s', kind: 'rate' },
     { label: 'ratchet msgs/s, alternating (DH step each msg)', gchat: f.alt[0] ?? na, libsignal: f.alt[1], unit: '/s', kind: 'rate' },
   ];
 
   // Argon2id: GChat's backup KDF at its defaults; libsignal has none with settable parameters.
   const libKdf = await lib.backupKdf();
-  let gKdfRow: Row;
+  const backupNote = `libsignal n/a: ${'na' in libKdf ? libKdf.na : 'unexpected'}`;
+  const secret = new TextEncoder().encode('abcdefghijklmnopqrstuvwxyz');
+  const bSalt = crypto.getRandomValues(new Uint8Array(16));
+  const { mKib: bm, t: bt, p: bp } = BACKUP_PARAMS;
+  const backupLabel = `Argon2id backup derive (m=${bm} KiB t=${bt} p=${bp})`;
   if (gchat) {
     const runs = [await gchat.backupKdf(), await gchat.backupKdf()];
-    const best = Math.min(...runs.map((r) => ('ms' in r ? r.ms : Infinity)));
-    gKdfRow = { label: `Argon2id backup derive (${runs[0]!.params})`, gchat: best, libsignal: 'n/a', unit: 'ms', kind: 'time' };
+    rows.push({ label: `${backupLabel}, Node`, gchat: bestMs(runs), libsignal: 'n/a', unit: 'ms', kind: 'time', note: backupNote });
   } else {
-    gKdfRow = { label: 'Argon2id backup derive', gchat: na, libsignal: 'n/a', unit: 'ms', kind: 'time' };
+    rows.push({ label: `${backupLabel}, Node`, gchat: na, libsignal: 'n/a', unit: 'ms', kind: 'time', note: backupNote });
   }
-  gKdfRow.note = `libsignal n/a: ${'na' in libKdf ? libKdf.na : 'unexpected'}`;
-  rows.push(gKdfRow);
+  if (browser) {
+    const runs = [await browser.argon2id(secret, bSalt, bm, bt, bp, 32), await browser.argon2id(secret, bSalt, bm, bt, bp, 32)];
+    rows.push({ label: `${backupLabel}, Chromium (hash-wasm)`, gchat: bestMs(runs), libsignal: 'n/a', unit: 'ms', kind: 'time' });
+  } else {
+    rows.push({ label: `${backupLabel}, Chromium (hash-wasm)`, gchat: bna, libsignal: 'n/a', unit: 'ms', kind: 'time' });
+  }
 
-  // The same Argon2id computation on both: libsignal's PinHash parameters, outputs compared byte for byte.
+  // The same Argon2id computation on every side: libsignal's PinHash parameters, outputs compared byte for byte.
   const pin = new TextEncoder().encode('123456');
   const salt = crypto.getRandomValues(new Uint8Array(32));
   const { mKib, t, p, length } = PIN_HASH_PARAMS;
-  const lp = [libsignalPinHash(pin, salt), libsignalPinHash(pin, salt)];
-  let same: Row = { label: `Argon2id at PinHash params (m=${mKib} t=${t} p=${p})`, gchat: na, libsignal: Math.min(...lp.map((r) => ('ms' in r ? r.ms : Infinity))), unit: 'ms', kind: 'time' };
+  const lp = [libsignalPinHash(pin, salt), libsignalPinHash(pin, salt), libsignalPinHash(pin, salt)];
+  const libMs = bestMs(lp);
+  const pinLabel = `Argon2id at PinHash params (m=${mKib} t=${t} p=${p})`;
+  const same = (r: KdfResult | undefined): string => {
+    const a = outputOf(r);
+    const b = outputOf(lp[0]);
+    return a && b && sameBytes(a, b) ? 'identical' : 'DIFFER';
+  };
   if (gchat) {
-    const gp = [await gchatArgon2id(pin, salt, mKib, t, p, length), await gchatArgon2id(pin, salt, mKib, t, p, length)];
-    const identical = 'output' in gp[0]! && 'output' in lp[0]! && sameBytes(gp[0].output, lp[0].output);
-    same = { ...same, gchat: Math.min(...gp.map((r) => ('ms' in r ? r.ms : Infinity))) };
-    same.note = `same inputs, 64-byte outputs ${identical ? 'identical' : 'DIFFER'} (libsignal PinHash.fromSalt vs GChat primitives.argon2id)`;
+    const gp = [
+      await gchatArgon2id(provider, pin, salt, mKib, t, p, length),
+      await gchatArgon2id(provider, pin, salt, mKib, t, p, length),
+      await gchatArgon2id(provider, pin, salt, mKib, t, p, length),
+    ];
+    const wasmInNode = [await gchatArgon2id(null, pin, salt, mKib, t, p, length), await gchatArgon2id(null, pin, salt, mKib, t, p, length)];
+    rows.push({
+      label: `${pinLabel}, Node (${provider.argon2id ? 'native' : 'hash-wasm'})`,
+      gchat: bestMs(gp),
+      libsignal: libMs,
+      unit: 'ms',
+      kind: 'time',
+      note: `same inputs, 64-byte outputs ${same(gp[0])} (libsignal PinHash.fromSalt vs GChat); hash-wasm in Node for reference: ${fmt(bestMs(wasmInNode))} ms, output ${same(wasmInNode[0])}`,
+    });
+  } else {
+    rows.push({ label: pinLabel, gchat: na, libsignal: libMs, unit: 'ms', kind: 'time' });
   }
-  rows.push(same);
+  if (browser) {
+    const bp2 = [await browser.argon2id(pin, salt, mKib, t, p, length), await browser.argon2id(pin, salt, mKib, t, p, length)];
+    rows.push({ label: `${pinLabel}, Chromium (hash-wasm)`, gchat: bestMs(bp2), libsignal: libMs, unit: 'ms', kind: 'time', note: `output ${same(bp2[0])} to libsignal's` });
+    await browser.close();
+  } else {
+    rows.push({ label: `${pinLabel}, Chromium (hash-wasm)`, gchat: bna, libsignal: libMs, unit: 'ms', kind: 'time' });
+  }
 
   console.log('line                                                   figures (best of the run; ratio = GChat / libsignal)');
   for (const r of rows) printRow(r);
@@ -212,9 +288,11 @@ async function main(): Promise<number> {
   for (const n of f.notes) console.log(n);
   if (gchat) {
     const goal = ([g, l]: [number | null, number]) => ((g ?? 0) / l >= GOAL ? 'met' : 'NOT met');
+    const hsGoal = ([g, l]: [number | null, number]) => ((g ?? 0) >= l ? 'met' : 'NOT met');
     console.log(`goal (GChat >= ${GOAL * 100}% of libsignal's rate): burst ${goal(f.burst)}, alternating ${goal(f.alt)}`);
+    console.log(`goal (handshakes/s >= libsignal's): Node ${hsGoal(f.hs)}, Chromium ${bhs ? hsGoal([Math.max(bhs.webcrypto, bhs.noble), bhs.libsignal]) : 'n/a'}`);
   }
-  console.log(`total ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  console.log(`total ${((performance.now() - started) / 1000).toFixed(1)} s, ${loadNow()}`);
   if (!gchat) {
     console.error(`GChat side failed: ${gchatError}`);
     return 1;

@@ -114,7 +114,7 @@ export async function gchatSide(provider: CryptoProvider): Promise<BenchSide> {
 
   return {
     name: 'GChat',
-    describe: `src/protocol with the '${provider.name}' CryptoProvider; ML-KEM-768 @noble/post-quantum; Argon2id hash-wasm; sessions as JSON snapshots in MemoryProtocolStore`,
+    describe: `src/protocol with the '${provider.name}' CryptoProvider; ML-KEM-768 ${provider.mlKem768?.name ?? primitives.nobleMlKem768.name}; Argon2id ${provider.argon2id ? 'native (@node-rs/argon2)' : 'hash-wasm'}; sessions as JSON snapshots in MemoryProtocolStore`,
 
     async handshake(plaintext): Promise<HandshakeResult> {
       resetSessions();
@@ -149,16 +149,25 @@ export async function gchatSide(provider: CryptoProvider): Promise<BenchSide> {
       const secret = new TextEncoder().encode('abcdefghijklmnopqrstuvwxyz');
       const salt = ctx.random(16);
       const t0 = performance.now();
-      const output = await primitives.argon2id(secret, salt, BACKUP_PARAMS.mKib, BACKUP_PARAMS.t, BACKUP_PARAMS.p);
+      const output = await (provider.argon2id ?? primitives.argon2id)(secret, salt, BACKUP_PARAMS.mKib, BACKUP_PARAMS.t, BACKUP_PARAMS.p, 32);
       return { ms: performance.now() - t0, output, params: `m=${BACKUP_PARAMS.mKib} KiB t=${BACKUP_PARAMS.t} p=${BACKUP_PARAMS.p}` };
     },
   };
 }
 
-/** GChat's Argon2id (primitives.argon2id) at arbitrary parameters, timed. */
-export async function gchatArgon2id(password: Uint8Array, salt: Uint8Array, mKib: number, t: number, p: number, length: number): Promise<KdfResult> {
+/** GChat's Argon2id at arbitrary parameters, timed: the provider's own if it has one, else primitives.argon2id (hash-wasm). */
+export async function gchatArgon2id(
+  provider: CryptoProvider | null,
+  password: Uint8Array,
+  salt: Uint8Array,
+  mKib: number,
+  t: number,
+  p: number,
+  length: number,
+): Promise<KdfResult> {
   const { primitives } = await loadApi();
+  const kdf = provider?.argon2id ?? primitives.argon2id;
   const t0 = performance.now();
-  const output = await primitives.argon2id(password, salt, mKib, t, p, length);
+  const output = await kdf(password, salt, mKib, t, p, length);
   return { ms: performance.now() - t0, output };
 }

@@ -3,7 +3,7 @@
  * as nobleProvider and webCryptoProvider() (test/platform/node-crypto.test.ts checks this), without
  * WebCrypto's per-call key import and its hop to the thread pool (about 0.1 ms per call). Node-only,
  * so it lives outside src/protocol, which must run in browsers too: a Node client or the bridge
- * passes it in.
+ * passes it in. It also brings ML-KEM-768 in WebAssembly (ml-kem-node.ts) and a native Argon2id, each giving the same bytes as the protocol's portable defaults.
  */
 import {
   type KeyObject,
@@ -14,13 +14,16 @@ import {
   createPrivateKey,
   createPublicKey,
   diffieHellman,
-  hkdfSync,
   sign,
   verify,
 } from 'node:crypto';
-import type { CryptoProvider } from '../protocol/primitives.js';
+import { type Algorithm, type Version, hashRaw } from '@node-rs/argon2';
+import type { Argon2id, CryptoProvider, MlKem768 } from '../protocol/primitives.js';
+import { nodeMlKem768 } from './ml-kem-node.js';
+import { lazyMlKem768 } from './ml-kem-wasm.js';
 
 const KEY_BYTES = 32;
+const HASH_BYTES = 32;
 const GCM_KEY_BYTES = 32;
 const GCM_NONCE_BYTES = 12;
 const GCM_TAG_BYTES = 16;
@@ -91,7 +94,7 @@ function privateKey(mode: PrivateKeyImport, crv: Curve, raw: Uint8Array): KeyObj
 }
 
 /**
- * Imported private keys, keyed by the caller's array object, so the same key used again (EK in
+ * Imported keys, keyed by the caller's array object, so the same key used again (EK in
  * four DHs, a ratchet key for its public half and then its DH, IK signing two prekeys) is imported
  * once: an import costs OpenSSL a scalar multiplication (it computes the public half), which is as
  * much as the DH itself. An entry checks the array still holds the bytes it was made from (a
@@ -110,10 +113,11 @@ function sameKeyBytes(a: Uint8Array, b: Uint8Array): boolean {
   return d === 0;
 }
 
-function cachedPrivateKey(cache: WeakMap<Uint8Array, CachedKey>, mode: PrivateKeyImport, crv: Curve, raw: Uint8Array): KeyObject {
+/** The cached KeyObject of `raw` on `crv`, made by `make` on a miss (or when the array's bytes changed). */
+function cachedKey(cache: WeakMap<Uint8Array, CachedKey>, crv: Curve, raw: Uint8Array, make: () => KeyObject): KeyObject {
   const hit = cache.get(raw);
   if (hit && hit.crv === crv && sameKeyBytes(hit.bytes, raw)) return hit.key;
-  const key = privateKey(mode, crv, raw);
+  const key = make();
   cache.set(raw, { crv, bytes: new Uint8Array(raw), key }); // a copy even when `raw` is a Buffer
   return key;
 }
@@ -140,18 +144,47 @@ function plain(b: Uint8Array | ArrayBuffer): Uint8Array {
   return new Uint8Array(b);
 }
 
+/**
+ * Native Argon2id: @node-rs/argon2 (RustCrypto's argon2 crate, prebuilt, SIMD chosen at run time),
+ * on the libuv thread pool so the event loop stays free. Chosen by measurement (bench:crypto): at
+ * libsignal's PinHash parameters it takes about 0.45x the time of libsignal's own Argon2id, where
+ * the `argon2` package the server hashes passwords with (the C reference, SSE2) takes about 1.2x.
+ */
+// The package declares these as const enums, which have no run-time object to read them from.
+const ARGON2ID = 2 as Algorithm;
+const V0X13 = 1 as Version;
+
+export const nativeArgon2id: Argon2id = async (password, salt, mKib, t, p, length) => {
+  checkBytes('password', password);
+  checkBytes('salt', salt);
+  const out = await hashRaw(password, { algorithm: ARGON2ID, version: V0X13, memoryCost: mKib, timeCost: t, parallelism: p, outputLen: length, salt });
+  try {
+    return new Uint8Array(out);
+  } finally {
+    out.fill(0);
+  }
+};
+
+/** ML-KEM-768 that compiles its module on the first KEM operation, not when this file is imported. */
+const lazyNodeKem: MlKem768 = lazyMlKem768(async () => nodeMlKem768());
+
 /** A provider on node:crypto; `privateImport` exists so tests can run the PKCS#8 fallback too. */
 export function makeNodeCryptoProvider(privateImport: PrivateKeyImport = 'auto'): CryptoProvider {
-  const cache = new WeakMap<Uint8Array, CachedKey>();
-  const importPrivate = (crv: Curve, raw: Uint8Array): KeyObject => cachedPrivateKey(cache, privateImport, crv, raw);
+  const privates = new WeakMap<Uint8Array, CachedKey>();
+  const publics = new WeakMap<Uint8Array, CachedKey>();
+  const importPrivate = (crv: Curve, raw: Uint8Array): KeyObject => cachedKey(privates, crv, raw, () => privateKey(privateImport, crv, raw));
+  // A peer's keys recur too: SPK_B in three DHs, EK_A in three, IK_B under two signatures.
+  const importPublic = (crv: Curve, raw: Uint8Array): KeyObject => cachedKey(publics, crv, raw, () => publicKey(crv, raw));
   return {
     name: privateImport === 'auto' ? 'node' : 'node-pkcs8',
+    mlKem768: lazyNodeKem,
+    argon2id: nativeArgon2id,
 
     /** Throws when OpenSSL refuses the key pair, which includes an all-zero output. */
     async x25519(priv, pub) {
       checkLength('priv', priv, KEY_BYTES);
       checkLength('pub', pub, KEY_BYTES);
-      return plain(diffieHellman({ privateKey: importPrivate('X25519', priv), publicKey: publicKey('X25519', pub) }));
+      return plain(diffieHellman({ privateKey: importPrivate('X25519', priv), publicKey: importPublic('X25519', pub) }));
     },
 
     async x25519Public(priv) {
@@ -174,7 +207,7 @@ export function makeNodeCryptoProvider(privateImport: PrivateKeyImport = 'auto')
       checkBytes('msg', msg);
       if (!(pub instanceof Uint8Array) || !(sig instanceof Uint8Array) || pub.length !== KEY_BYTES || sig.length !== 64) return false;
       try {
-        return verify(null, msg, publicKey('Ed25519', pub), sig);
+        return verify(null, msg, importPublic('Ed25519', pub), sig);
       } catch {
         return false;
       }
@@ -191,11 +224,28 @@ export function makeNodeCryptoProvider(privateImport: PrivateKeyImport = 'auto')
       return plain(createHmac('sha256', key).update(data).digest());
     },
 
+    /**
+     * RFC 5869 on createHmac: at the protocol's lengths (32 to 64 bytes) two or three HMACs cost
+     * a fifth to a half of hkdfSync, which fetches OpenSSL's KDF afresh on every call.
+     */
     async hkdfSha256(salt, ikm, info, length) {
       checkBytes('salt', salt);
       checkBytes('ikm', ikm);
       checkBytes('info', info);
-      return plain(hkdfSync('sha256', ikm, salt, info, length));
+      if (!Number.isInteger(length) || length < 0 || length > 255 * HASH_BYTES) throw new RangeError(`length must be 0..${255 * HASH_BYTES}`);
+      const prk = createHmac('sha256', salt).update(ikm).digest();
+      const out = new Uint8Array(length);
+      let block: Buffer = Buffer.alloc(0);
+      try {
+        for (let i = 1, o = 0; o < length; i++, o += HASH_BYTES) {
+          block = createHmac('sha256', prk).update(block).update(info).update(Uint8Array.of(i)).digest();
+          out.set(block.subarray(0, Math.min(HASH_BYTES, length - o)), o);
+        }
+        return out;
+      } finally {
+        prk.fill(0);
+        block.fill(0);
+      }
     },
 
     async aesGcmSeal(key, nonce, pt, ad) {

@@ -10,7 +10,7 @@
 import { checkBytes, concat, equalBytes, fromBase64url, fromUtf8, readU32, toBase64url, u32, utf8, wipe } from './bytes.js';
 import { fail } from './errors.js';
 import { BACKUP_BOUNDS, BACKUP_DEFAULTS } from './limits.js';
-import { type CryptoProvider, type RandomSource, argon2id, defaultCrypto } from './primitives.js';
+import { type Argon2id, type CryptoProvider, type RandomSource, argon2id, defaultCrypto } from './primitives.js';
 
 const MAGIC = utf8('GCHATBK1');
 const SALT_BYTES = 16;
@@ -124,8 +124,8 @@ export function checkBackupParams(params: BackupParams): void {
 
 // ---- seal and open ---------------------------------------------------------------------------
 
-/** The Argon2id seam; primitives.argon2id unless a platform passes a faster one. */
-export type BackupKdf = (password: Uint8Array, salt: Uint8Array, mKib: number, t: number, p: number, length: number) => Promise<Uint8Array>;
+/** The Argon2id seam: `kdf`, else the provider's own (`crypto.argon2id`), else primitives.argon2id (hash-wasm). */
+export type BackupKdf = Argon2id;
 
 export interface BackupDeps {
   readonly crypto?: CryptoProvider;
@@ -156,7 +156,7 @@ export async function sealBackup(input: SealBackupInput): Promise<Uint8Array> {
   const nonce = checkBytes('nonce', random(NONCE_BYTES), NONCE_BYTES);
   const header = concat(MAGIC, u32(params.mKib), u32(params.t), u32(params.p), salt, nonce);
   const plaintext = plaintextOf(akSeed);
-  const kdf = input.kdf ?? argon2id;
+  const kdf = input.kdf ?? input.crypto?.argon2id ?? argon2id;
   const key = await kdf(password, salt, params.mKib, params.t, params.p, KEY_BYTES);
   try {
     const ct = await (input.crypto ?? defaultCrypto()).aesGcmSeal(key, nonce, plaintext, header);
@@ -176,7 +176,7 @@ export async function openBackup(blob: Uint8Array, secret: string, deps: BackupD
   const salt = blob.slice(20, 36);
   const nonce = blob.slice(36, BACKUP_HEADER_BYTES);
   const password = normaliseSecret(secret).bytes;
-  const kdf = deps.kdf ?? argon2id;
+  const kdf = deps.kdf ?? deps.crypto?.argon2id ?? argon2id;
   const key = await kdf(password, salt, params.mKib, params.t, params.p, KEY_BYTES);
   let plaintext: Uint8Array | null;
   try {

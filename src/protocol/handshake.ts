@@ -2,7 +2,7 @@
 import { concat, u32, utf8, wipe } from './bytes.js';
 import { fail } from './errors.js';
 import { type SigningKeyPair, type X25519KeyPair, encodeUserId, verifyDeviceCert, verifyPqpk, verifySpk } from './keys.js';
-import { type CryptoProvider, type RandomSource, checkKemPublicKey, dh, kemDecapsulate, kemEncapsulate, mont, montPriv } from './primitives.js';
+import { type CryptoProvider, type RandomSource, checkKemPublicKey, dh, identityMontPriv, kemDecapsulate, kemEncapsulate, mont } from './primitives.js';
 
 const X3DH_INFO = utf8('GCHAT-X3DH-v1');
 const AD_LABEL = utf8('GCHAT-v1');
@@ -77,7 +77,7 @@ export async function initiate(c: CryptoProvider, random: RandomSource, self: Lo
   const ekPriv = random(32);
   const ekPub = await c.x25519Public(ekPriv);
   const m = random(32);
-  const ikMont = await montPriv(c, self.ik.seed);
+  const ikMont = await identityMontPriv(c, self.ik.seed); // not wiped: kept beside the seed
   try {
     const dhs = [
       await dh(c, ikMont, bundle.spkPub),
@@ -85,13 +85,13 @@ export async function initiate(c: CryptoProvider, random: RandomSource, self: Lo
       await dh(c, ekPriv, bundle.spkPub),
     ];
     if (bundle.opkPub) dhs.push(await dh(c, ekPriv, bundle.opkPub));
-    const { ct, ss } = kemEncapsulate(bundle.pqpkPub, m);
+    const { ct, ss } = await kemEncapsulate(c, bundle.pqpkPub, m);
     const sk = await deriveSk(c, dhs, ss);
     wipe(ss);
     const ad = associatedData(self.userId, self.deviceId, self.ik.publicKey, bundle.userId, bundle.deviceId, bundle.ikPub);
     return { sk, ad, ekPub, kemCt: ct };
   } finally {
-    wipe(ikMont, m, ekPriv);
+    wipe(m, ekPriv);
   }
 }
 
@@ -113,20 +113,17 @@ export interface InitiatorInfo {
 
 /** Responder side: the same SK and AD from this device's private keys. */
 export async function respond(c: CryptoProvider, self: LocalDevice, from: InitiatorInfo, keys: ResponderPrekeys): Promise<HandshakeSecrets> {
-  const ikMont = await montPriv(c, self.ik.seed);
-  try {
-    const dhs = [
-      await dh(c, keys.spk.privateKey, mont(from.ikPub)),
-      await dh(c, ikMont, from.ekPub),
-      await dh(c, keys.spk.privateKey, from.ekPub),
-    ];
-    if (keys.opk) dhs.push(await dh(c, keys.opk.privateKey, from.ekPub));
-    const ss = kemDecapsulate(keys.pqpkSeed, from.kemCt);
-    const sk = await deriveSk(c, dhs, ss);
-    wipe(ss);
-    const ad = associatedData(from.userId, from.deviceId, from.ikPub, self.userId, self.deviceId, self.ik.publicKey);
-    return { sk, ad };
-  } finally {
-    wipe(ikMont);
-  }
+  // Not wiped: identityMontPriv keeps it beside the seed it comes from.
+  const ikMont = await identityMontPriv(c, self.ik.seed);
+  const dhs = [
+    await dh(c, keys.spk.privateKey, mont(from.ikPub)),
+    await dh(c, ikMont, from.ekPub),
+    await dh(c, keys.spk.privateKey, from.ekPub),
+  ];
+  if (keys.opk) dhs.push(await dh(c, keys.opk.privateKey, from.ekPub));
+  const ss = await kemDecapsulate(c, keys.pqpkSeed, from.kemCt);
+  const sk = await deriveSk(c, dhs, ss);
+  wipe(ss);
+  const ad = associatedData(from.userId, from.deviceId, from.ikPub, self.userId, self.deviceId, self.ik.publicKey);
+  return { sk, ad };
 }

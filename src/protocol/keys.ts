@@ -1,7 +1,8 @@
 /** SPEC §2: key types, key generation and the three signed structures. */
-import { concat, u16, u32, utf8 } from './bytes.js';
+import { concat, toHex, u16, u32, utf8 } from './bytes.js';
 import { fail } from './errors.js';
-import { MAX_USER_ID_BYTES, NO_OPK_ID } from './limits.js';
+import { DERIVED_KEY_MEMO_ENTRIES, MAX_USER_ID_BYTES, NO_OPK_ID } from './limits.js';
+import { BoundedMemo } from './memo.js';
 import { type CryptoProvider, type RandomSource, kemKeyPair, verifySignature } from './primitives.js';
 
 export const KEY_TYPE_X25519 = 0x05;
@@ -78,6 +79,10 @@ export async function signDeviceCert(c: CryptoProvider, ak: SigningKeyPair, user
   return c.ed25519Sign(ak.seed, deviceCertBytes(userId, deviceId, ikPub));
 }
 
+/** DeviceCerts that verified, by (AK, signed bytes, signature): only successes are kept. */
+const verifiedCerts = new BoundedMemo<true>(DERIVED_KEY_MEMO_ENTRIES);
+
+/** Verifies a DeviceCert; one that verified before (same AK, bytes and signature) is not checked again. */
 export async function verifyDeviceCert(
   c: CryptoProvider,
   akPub: Uint8Array,
@@ -87,7 +92,12 @@ export async function verifyDeviceCert(
   cert: Uint8Array,
 ): Promise<boolean> {
   if (ikPub.length !== 32) return false;
-  return verifySignature(c, akPub, deviceCertBytes(userId, deviceId, ikPub), cert);
+  const signed = deviceCertBytes(userId, deviceId, ikPub);
+  const key = `${toHex(akPub)}:${toHex(cert)}:${toHex(signed)}`;
+  if (verifiedCerts.get(key)) return true;
+  const ok = await verifySignature(c, akPub, signed, cert);
+  if (ok) verifiedCerts.set(key, true);
+  return ok;
 }
 
 export async function verifySpk(c: CryptoProvider, ikPub: Uint8Array, spkId: number, spkPub: Uint8Array, sig: Uint8Array): Promise<boolean> {
@@ -115,6 +125,6 @@ export async function generateOneTimePrekeys(c: CryptoProvider, random: RandomSo
 }
 
 export async function generatePqPrekey(c: CryptoProvider, random: RandomSource, ik: SigningKeyPair, id: number, oneTime: boolean): Promise<PqPrekey> {
-  const { publicKey, seed } = kemKeyPair(random(64));
+  const { publicKey, seed } = await kemKeyPair(c, random(64));
   return { id, seed, publicKey, oneTime, signature: await c.ed25519Sign(ik.seed, pqpkSigBytes(id, publicKey)) };
 }

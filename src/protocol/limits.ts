@@ -26,3 +26,5 @@ export const SESSION_RESET_INTERVAL_MS = 3600 * 1000;
 /** §9: backup KDF defaults and the bounds a reader accepts. */
 export const BACKUP_DEFAULTS = { mKib: 65536, t: 3, p: 1 } as const;
 export const BACKUP_BOUNDS = { minMKib: 19456, maxMKib: 1048576, minT: 2, maxT: 10, minP: 1, maxP: 16 } as const;
+/** Peer keys whose derived forms are remembered (Mont(IK_peer), a verified DeviceCert): one per peer device of a busy client. */
+export const DERIVED_KEY_MEMO_ENTRIES = 1024;

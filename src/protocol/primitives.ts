@@ -2,16 +2,20 @@
  * SPEC §1 primitives behind one provider seam. The default provider uses the platform's WebCrypto
  * (browser and Node) with @noble fallbacks; a faster synchronous provider can be passed in where
  * node:crypto exists (src/platform/node-crypto.ts). ML-KEM-768 and Argon2id have no native
- * implementation anywhere, so they are fixed here.
+ * implementation in WebCrypto or Node's OpenSSL: the defaults here are @noble/post-quantum and
+ * hash-wasm, and a provider may bring faster ones (optional members below) that give the same bytes.
  */
+import { invert } from '@noble/curves/abstract/modular.js';
 import { ed25519, x25519 as nobleX25519 } from '@noble/curves/ed25519.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { sha256, sha512 } from '@noble/hashes/sha2.js';
 import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
 import { gcm } from '@noble/ciphers/aes.js';
-import { concat, isAllZero } from './bytes.js';
+import { concat, equalBytes, isAllZero, toHex } from './bytes.js';
 import { fail } from './errors.js';
+import { DERIVED_KEY_MEMO_ENTRIES } from './limits.js';
+import { BoundedMemo } from './memo.js';
 
 /** The operations a platform may accelerate. All take and return fresh Uint8Arrays. */
 export interface CryptoProvider {
@@ -28,7 +32,46 @@ export interface CryptoProvider {
   aesGcmSeal(key: Uint8Array, nonce: Uint8Array, pt: Uint8Array, ad: Uint8Array): Promise<Uint8Array>;
   /** Returns null when the tag does not verify. */
   aesGcmOpen(key: Uint8Array, nonce: Uint8Array, ct: Uint8Array, ad: Uint8Array): Promise<Uint8Array | null>;
+  /** A faster ML-KEM-768 than nobleMlKem768 (src/platform/ml-kem-wasm.ts); the same bytes. */
+  readonly mlKem768?: MlKem768;
+  /** A faster Argon2id than hash-wasm's (the Node provider's native one); the same bytes. */
+  readonly argon2id?: Argon2id;
 }
+
+/**
+ * ML-KEM-768 (FIPS 203) with its randomness passed in, so that every implementation gives the same
+ * bytes and a scripted source reproduces the vectors. Inputs are checked by the callers below.
+ */
+export interface MlKem768 {
+  readonly name: string;
+  /** The encapsulation key of ML-KEM.KeyGen_internal(d, z), seed = d || z (64 bytes). */
+  publicKey(seed: Uint8Array): Promise<Uint8Array>;
+  /** ML-KEM.Encaps_internal(ek, m). */
+  encapsulate(ek: Uint8Array, m: Uint8Array): Promise<{ ct: Uint8Array; ss: Uint8Array }>;
+  /** ML-KEM.Decaps_internal with the decapsulation key of `seed`. */
+  decapsulate(seed: Uint8Array, ct: Uint8Array): Promise<Uint8Array>;
+}
+
+/** RFC 9106 Argon2id, version 0x13, empty secret and associated data; `length` bytes out. */
+export type Argon2id = (password: Uint8Array, salt: Uint8Array, mKib: number, t: number, p: number, length: number) => Promise<Uint8Array>;
+
+/** Pure-JS ML-KEM-768: works everywhere, about ten times slower than the WebAssembly one. */
+export const nobleMlKem768: MlKem768 = {
+  name: '@noble/post-quantum',
+  publicKey: async (seed) => ml_kem768.keygen(seed).publicKey,
+  async encapsulate(ek, m) {
+    const { cipherText, sharedSecret } = ml_kem768.encapsulate(ek, m);
+    return { ct: cipherText, ss: sharedSecret };
+  },
+  async decapsulate(seed, ct) {
+    const { secretKey } = ml_kem768.keygen(seed);
+    try {
+      return ml_kem768.decapsulate(ct, secretKey);
+    } finally {
+      secretKey.fill(0);
+    }
+  },
+};
 
 /** A source of random bytes; tests pass a scripted one. */
 export type RandomSource = (length: number) => Uint8Array;
@@ -178,32 +221,46 @@ function bigintToLe32(n: bigint): Uint8Array {
   return out;
 }
 
-function modPow(b: bigint, e: bigint, m: bigint): bigint {
-  let r = 1n;
-  b %= m;
-  while (e > 0n) {
-    if (e & 1n) r = (r * b) % m;
-    b = (b * b) % m;
-    e >>= 1n;
-  }
-  return r;
-}
+const montMemo = new BoundedMemo<Uint8Array>(DERIVED_KEY_MEMO_ENTRIES);
 
-/** SPEC §1 Mont(edpub): the X25519 form of an Ed25519 public key. */
+/**
+ * SPEC §1 Mont(edpub): the X25519 form of an Ed25519 public key, remembered per key (the inversion
+ * costs as much as a DH). The array returned is shared, so a provider caching imported keys by array
+ * sees the same one again: callers must not modify it.
+ */
 export function mont(edPub: Uint8Array): Uint8Array {
   if (edPub.length !== 32) fail('bad_length', 'Ed25519 public key must be 32 bytes');
+  const key = toHex(edPub);
+  const hit = montMemo.get(key);
+  if (hit) return hit;
   const yb = edPub.slice();
   yb[31]! &= 0x7f;
   const y = leToBigint(yb);
   if (y >= P || y === 1n) fail('bad_key', 'Ed25519 public key has no Montgomery form');
-  const u = ((1n + y) * modPow((1n - y + P) % P, P - 2n, P)) % P;
-  return bigintToLe32(u);
+  // u = (1 + y) / (1 - y). Public input, so the variable-time inverse is fine (and ~2x faster than a^(p-2)).
+  const u = bigintToLe32(((1n + y) * invert((1n - y + P) % P, P)) % P);
+  montMemo.set(key, u);
+  return u;
 }
 
 /** SPEC §1 MontPriv(seed): first 32 bytes of SHA-512(seed). */
 export async function montPriv(c: CryptoProvider, seed: Uint8Array): Promise<Uint8Array> {
   if (seed.length !== 32) fail('bad_length', 'Ed25519 seed must be 32 bytes');
   return (await c.sha512(seed)).slice(0, 32);
+}
+
+/**
+ * MontPriv of this device's own IK, one array per seed array for as long as the caller holds the
+ * seed, so that a provider caching imported keys by array (node-crypto.ts) imports it once rather
+ * than in every handshake. Not to be wiped by callers; re-derived if the seed's bytes change.
+ */
+const ownMontPriv = new WeakMap<Uint8Array, { seed: Uint8Array; priv: Uint8Array }>();
+export async function identityMontPriv(c: CryptoProvider, seed: Uint8Array): Promise<Uint8Array> {
+  const hit = ownMontPriv.get(seed);
+  if (hit && equalBytes(hit.seed, seed)) return hit.priv;
+  const priv = await montPriv(c, seed);
+  ownMontPriv.set(seed, { seed: seed.slice(), priv });
+  return priv;
 }
 
 /** X25519 with SPEC §1's rule: an all-zero output (or a key the platform refuses) is an error. */
@@ -251,30 +308,27 @@ export function checkKemPublicKey(ek: Uint8Array): void {
   }
 }
 
-export function kemKeyPair(seed: Uint8Array): { publicKey: Uint8Array; seed: Uint8Array } {
+const kemOf = (c: CryptoProvider): MlKem768 => c.mlKem768 ?? nobleMlKem768;
+
+export async function kemKeyPair(c: CryptoProvider, seed: Uint8Array): Promise<{ publicKey: Uint8Array; seed: Uint8Array }> {
   if (seed.length !== KEM_SEED_BYTES) fail('bad_length', 'ML-KEM seed must be 64 bytes');
-  return { publicKey: ml_kem768.keygen(seed).publicKey, seed };
+  return { publicKey: await kemOf(c).publicKey(seed), seed };
 }
 
 /** Encapsulates to `ek` with 32 bytes of randomness m (FIPS 203 Encaps_internal). */
-export function kemEncapsulate(ek: Uint8Array, m: Uint8Array): { ct: Uint8Array; ss: Uint8Array } {
+export async function kemEncapsulate(c: CryptoProvider, ek: Uint8Array, m: Uint8Array): Promise<{ ct: Uint8Array; ss: Uint8Array }> {
   checkKemPublicKey(ek);
   if (m.length !== 32) fail('bad_length', 'ML-KEM randomness must be 32 bytes');
-  const { cipherText, sharedSecret } = ml_kem768.encapsulate(ek, m);
-  return { ct: cipherText, ss: sharedSecret };
+  return kemOf(c).encapsulate(ek, m);
 }
 
-export function kemDecapsulate(seed: Uint8Array, ct: Uint8Array): Uint8Array {
+export async function kemDecapsulate(c: CryptoProvider, seed: Uint8Array, ct: Uint8Array): Promise<Uint8Array> {
+  if (seed.length !== KEM_SEED_BYTES) fail('bad_length', 'ML-KEM seed must be 64 bytes');
   if (ct.length !== KEM_CIPHERTEXT_BYTES) fail('bad_length', 'ML-KEM-768 ciphertext must be 1088 bytes');
-  const { secretKey } = ml_kem768.keygen(seed);
-  try {
-    return ml_kem768.decapsulate(ct, secretKey);
-  } finally {
-    secretKey.fill(0);
-  }
+  return kemOf(c).decapsulate(seed, ct);
 }
 
-/** RFC 9106 Argon2id, version 0x13, empty secret and associated data. */
+/** RFC 9106 Argon2id, version 0x13, empty secret and associated data: hash-wasm's (WebAssembly). */
 export async function argon2id(password: Uint8Array, salt: Uint8Array, mKib: number, t: number, p: number, length = 32): Promise<Uint8Array> {
   // Loaded on first use: only the key backup needs it, and the web client keeps it off the first screen.
   const { argon2id: wasmArgon2id } = await import('hash-wasm');
