@@ -81,12 +81,14 @@ export function cpuSeconds(pid: number): number {
 
 /**
  * The server as `npm start` runs it (its node flags from package.json's start script, see
- * README), plus `extraFlags`; under `ulimit -n 65536` where the hard limit allows.
+ * README), plus `extraFlags`; a .ts entry through tsx as npm start runs it, a built .js entry under plain node; under `ulimit -n 65536` where the hard limit allows.
  */
 export async function startServer(entry: string, url: string, port: number, extraFlags = ''): Promise<ChildProcess> {
   const hard = Number(spawnSync('bash', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim()) || 65536;
   const nofile = Math.min(65536, hard);
-  const child = spawn('bash', ['-c', `ulimit -n ${nofile}; exec node ${extraFlags} --import tsx ${entry}`], {
+  // TypeScript through tsx, as npm start runs it; a built .js/.mjs entry under plain node.
+  const loader = entry.endsWith('.ts') ? '--import tsx' : '';
+  const child = spawn('bash', ['-c', `ulimit -n ${nofile}; exec node ${extraFlags} ${loader} ${entry}`], {
     env: { ...process.env, DATABASE_URL: url, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', NODE_ENV: 'production' },
     stdio: ['ignore', 'ignore', 'inherit'],
     detached: true, // its own process group: stopped as a whole, whatever it spawns below it
