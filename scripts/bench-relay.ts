@@ -36,7 +36,7 @@ import { systemRandom } from '../src/protocol/primitives.js';
 import { freePort } from '../test/helpers/server-process.js';
 import { loadNow, printMachine } from './bench/machine.js';
 import { type Conn, connect, pct, send } from './bench/relay-client.js';
-import { cpuSeconds, createDatabase, type Dev, dropDatabase, postgresCpuSeconds, rssMb, seed, startFlags, startServer, stopServer } from './bench/relay-setup.js';
+import { cpuSeconds, createDatabase, type Dev, dropDatabase, postgresCpu, postgresCpuSince, rssMb, seed, startFlags, startServer, stopServer } from './bench/relay-setup.js';
 
 const ADMIN_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -128,7 +128,7 @@ async function sustained(pid: number, senders: Conn[], receivers: Dev[], rec: Re
   const a0 = accepted;
   const t0 = performance.now();
   const cpu0 = cpuSeconds(pid);
-  const pg0 = postgresCpuSeconds();
+  const pg0 = postgresCpu();
   const me0 = process.cpuUsage();
   const l0 = load();
   await sleep(SECONDS * 1000);
@@ -137,7 +137,7 @@ async function sustained(pid: number, senders: Conn[], receivers: Dev[], rec: Re
   const arate = (accepted - a0) / secs;
   const share = (s: number): string => `${((s / secs) * 100).toFixed(0)}%`;
   const me = process.cpuUsage(me0);
-  const cpuLine = `CPU over those ${SECONDS} s (100% = one core): server ${share(cpuSeconds(pid) - cpu0)}, PostgreSQL ${share(postgresCpuSeconds() - pg0)}, load generator ${share((me.user + me.system) / 1e6)}`;
+  const cpuLine = `CPU over those ${SECONDS} s (100% = one core): server ${share(cpuSeconds(pid) - cpu0)}, PostgreSQL ${share(postgresCpuSince(pg0))}, load generator ${share((me.user + me.system) / 1e6)}`;
   running = false;
   await Promise.all(loops);
   log(`sustained: ${rate.toFixed(0)} messages/s delivered, ${arate.toFixed(0)} sends/s committed (${PAIRS} senders x ${WINDOW} in flight, ${PAIRS} receivers, ${SECONDS} s; load average ${l0} at its start); ${cpuLine}; server RSS ${rssMb(pid).toFixed(0)} MB`);

@@ -129,19 +129,25 @@ export async function stopServer(server: ChildProcess | null): Promise<void> {
   clearTimeout(timer);
 }
 
-/** User + system CPU seconds of every PostgreSQL process on this machine (the server's backends, WAL writer, checkpointer). */
-export function postgresCpuSeconds(): number {
-  let total = 0;
+/** User + system CPU seconds of each PostgreSQL process on this machine now (backends, WAL writer, checkpointer), by pid. */
+export function postgresCpu(): Map<number, number> {
+  const out = new Map<number, number>();
   for (const pid of readdirSync('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      if (!stat.includes('(postgres)')) continue;
-      total += cpuSeconds(Number(pid));
+      if (!readFileSync(`/proc/${pid}/stat`, 'utf8').includes('(postgres)')) continue;
+      out.set(Number(pid), cpuSeconds(Number(pid)));
     } catch {
       // exited meanwhile
     }
   }
+  return out;
+}
+
+/** PostgreSQL CPU seconds since `before` (a process that started since counts from zero; one that exited is lost). */
+export function postgresCpuSince(before: ReadonlyMap<number, number>): number {
+  let total = 0;
+  for (const [pid, s] of postgresCpu()) total += s - (before.get(pid) ?? 0);
   return total;
 }
 
