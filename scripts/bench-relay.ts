@@ -13,13 +13,14 @@
  *      p50/95/99.
  *   3. 10,000 idle authenticated streams on a fresh server process: its RSS 5 s after they
  *      connected and once idle (after V8 has given back the connection burst's garbage), and the
- *      wake-up latency of a message sent to one idle device at a time.
+ *      wake-up latency of a message sent to one idle device at a time; then the same with the
+ *      server bundled by esbuild and run under plain node (idle-built: without tsx's loader thread).
  *   4. pgbench: single-row INSERT + COMMIT TPS on the same database with 1 and 16 clients, and the ratios.
  *
  * Env: BENCH_PG_URL (an admin URL of the PostgreSQL to use; default the local test server),
  * BENCH_SECONDS (default 10), BENCH_IDLE (default 10000), BENCH_SERVER (entry, default
  * src/server/main.ts), BENCH_SERVER_NODE_FLAGS (node flags instead of npm start's),
- * BENCH_PHASES (default "sustained,latency,idle,pgbench"). Loopback only. Needs `ulimit -n` above
+ * BENCH_PHASES (default "sustained,latency,idle,idle-built,pgbench"). Loopback only. Needs `ulimit -n` above
  * BENCH_IDLE + 1000 in both processes: the server is started under `ulimit -n 65536` where the
  * hard limit allows (else the hard limit).
  */
@@ -36,14 +37,14 @@ import { systemRandom } from '../src/protocol/primitives.js';
 import { freePort } from '../test/helpers/server-process.js';
 import { loadNow, printMachine } from './bench/machine.js';
 import { type Conn, connect, pct, send } from './bench/relay-client.js';
-import { cpuSeconds, createDatabase, type Dev, dropDatabase, postgresCpu, postgresCpuSince, rssMb, seed, startFlags, startServer, stopServer } from './bench/relay-setup.js';
+import { buildServer, cpuSeconds, createDatabase, type Dev, dropDatabase, postgresCpu, postgresCpuSince, rssMb, seed, startFlags, startServer, stopServer } from './bench/relay-setup.js';
 
 const ADMIN_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const IDLE = Number(process.env.BENCH_IDLE ?? 10_000);
 const SERVER_ENTRY = process.env.BENCH_SERVER ?? 'src/server/main.ts';
 const SERVER_NODE_FLAGS = process.env.BENCH_SERVER_NODE_FLAGS ?? startFlags('package.json');
-const PHASES = new Set((process.env.BENCH_PHASES ?? 'sustained,latency,idle,pgbench').split(','));
+const PHASES = new Set((process.env.BENCH_PHASES ?? 'sustained,latency,idle,idle-built,pgbench').split(','));
 const PAIRS = 100; // senders and as many receivers, one device each
 const WINDOW = 24; // sends in flight per sender in the sustained phase
 const OFFERED = [1000, 5000]; // messages/s in the latency phases
@@ -194,11 +195,12 @@ async function offered(pid: number, rate: number, senders: Conn[], receivers: De
 }
 
 /** IDLE streams on a fresh server: RSS, then wake-up latency one message at a time. */
-async function idle(url: string, port: number, conns: Conn[]): Promise<ChildProcess> {
-  const server = await startServer(SERVER_ENTRY, url, port, SERVER_NODE_FLAGS);
+async function idle(entry: string, url: string, port: number, conns: Conn[]): Promise<ChildProcess> {
+  const server = await startServer(entry, url, port, SERVER_NODE_FLAGS);
   const pid = server.pid!;
-  const idleDevs = await seed(url, 'i', IDLE);
-  const [sender] = await seed(url, 'w', 1);
+  const prefix = `i${Math.random().toString(36).slice(2, 6)}`;
+  const idleDevs = await seed(url, prefix, IDLE);
+  const [sender] = await seed(url, `${prefix}w`, 1);
   await sleep(1000);
   const before = rssMb(pid);
   const l0 = load();
@@ -218,7 +220,7 @@ async function idle(url: string, port: number, conns: Conn[]): Promise<ChildProc
   }
   const perStream = (x: number): string => `${(((x - before) * 1024) / IDLE).toFixed(1)} KB per stream`;
   log(
-    `${IDLE} idle authenticated streams (server node flags "${SERVER_NODE_FLAGS}"; load average ${l0} at its start): server RSS ${settled.toFixed(0)} MB after 40 s idle ` +
+    `${IDLE} idle authenticated streams, server ${entry.endsWith('.ts') ? `${entry} through tsx (as npm start)` : `built into ${entry}, plain node`} (node flags "${SERVER_NODE_FLAGS}"; load average ${l0} at its start): server RSS ${settled.toFixed(0)} MB after 40 s idle ` +
       `(${perStream(settled)}), ${at5.toFixed(0)} MB 5 s after the last connected (${perStream(at5)}); ${before.toFixed(0)} MB before they connected; connected in ${connectS.toFixed(1)} s`,
   );
 
@@ -278,7 +280,14 @@ async function main(): Promise<void> {
     // A fresh server process: the load phases' heap would hide the cost.
     if (PHASES.has('idle') && IDLE > 0) {
       await stopServer(server);
-      server = await idle(url, port, conns);
+      server = await idle(SERVER_ENTRY, url, port, conns);
+      for (const c of conns) c.ws.terminate();
+      conns.length = 0;
+    }
+    // The same server without tsx's loader thread (its own V8 isolate), for comparison.
+    if (PHASES.has('idle-built') && IDLE > 0) {
+      await stopServer(server);
+      server = await idle(await buildServer(SERVER_ENTRY), url, port, conns);
       for (const c of conns) c.ws.terminate();
       conns.length = 0;
     }

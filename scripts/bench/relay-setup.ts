@@ -6,6 +6,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
+import { build } from 'esbuild';
 import pg from 'pg';
 
 export interface Dev {
@@ -155,4 +156,15 @@ export function postgresCpuSince(before: ReadonlyMap<number, number>): number {
 export function startFlags(packageJson: string): string {
   const start = (JSON.parse(readFileSync(packageJson, 'utf8')) as { scripts: Record<string, string> }).scripts.start ?? '';
   return /tsx ((?:--[\w-]+(?:=\S+)? )*)src\/server\/main\.ts/.exec(start)?.[1]?.trim() ?? '';
+}
+
+/**
+ * The server bundled into one .mjs under .tmp/ (packages stay external, resolved from the
+ * repository's node_modules), to run under plain node: what the server costs without tsx's
+ * loader thread. Only for measuring: npm start runs the TypeScript through tsx.
+ */
+export async function buildServer(entry: string): Promise<string> {
+  const out = '.tmp/bench-relay-server.mjs';
+  await build({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', packages: 'external', outfile: out, logLevel: 'warning' });
+  return out;
 }
