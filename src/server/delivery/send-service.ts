@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { DeliveryLimits } from './limits.js';
 import { MAX_SENDS_PER_BATCH } from './limits.js';
-import { BacklogFullError, GroupCommit } from './group-commit.js';
+import { GroupCommit } from './group-commit.js';
 import { QueueBudget } from './queue-budget.js';
 import { wireProblem } from './wire-check.js';
 import { type BatchSnapshot, type DeviceRef, type NewEnvelope, type NewSend, type QueueRepository, accountOf, bodyBytes, envelopeOf, sendKey } from './queue-repository.js';
@@ -73,68 +73,37 @@ export interface QueuedNotice {
   readonly urgent: boolean;
 }
 
-/**
- * Group-commit lanes: sends are split by sending account, and each lane commits its own batches
- * while the others commit theirs, so PostgreSQL works on several batches at once instead of one
- * chain of commits. A lane keeps its batches in order, so one sender's messages keep their order
- * (and ids grow along each queue per sender); envelopes of different senders for one device may
- * commit out of id order, and a stream delivers them as they commit.
- */
-export const SEND_LANES = 2;
-
-/** One lane: its batcher, and promises that settle when its previous batch's read, and its write (with the hand-off to the streams), are done. */
-interface Lane {
-  readonly batcher: GroupCommit<Command, Decision>;
-  lastRead: Promise<void>;
-  lastWrite: Promise<void>;
-}
-
-/** The lane of a sending device: by account, so all of one account's devices share one. */
-function laneOf(sender: DeviceRef): number {
-  return Number.parseInt(sender.slice(0, 8), 16) % SEND_LANES || 0;
-}
-
 export class SendService {
-  private readonly lanes: Lane[];
+  private readonly batcher: GroupCommit<Command, Decision>;
+  /** Settle when the previous batch's read, and its write (with the hand-off to the streams), are done. */
+  private lastRead: Promise<void> = Promise.resolve();
+  private lastWrite: Promise<void> = Promise.resolve();
 
   constructor(private readonly deps: SendServiceDeps) {
-    this.lanes = Array.from({ length: SEND_LANES }, () => {
-      const lane: { batcher?: GroupCommit<Command, Decision>; lastRead: Promise<void>; lastWrite: Promise<void> } = {
-        lastRead: Promise.resolve(),
-        lastWrite: Promise.resolve(),
-      };
-      lane.batcher = new GroupCommit((cmds) => this.runBatch(lane as Lane, cmds), {
-        maxBatch: MAX_SENDS_PER_BATCH,
-        maxPending: deps.limits.maxPendingSends,
-        maxConcurrent: 2,
-      });
-      return lane as Lane;
+    this.batcher = new GroupCommit((cmds) => this.runBatch(cmds), {
+      maxBatch: MAX_SENDS_PER_BATCH,
+      maxPending: deps.limits.maxPendingSends,
+      maxConcurrent: 2,
     });
   }
 
-  /** Sends waiting for a commit, in all lanes. */
   get pending(): number {
-    let n = 0;
-    for (const l of this.lanes) n += l.batcher.pending;
-    return n;
+    return this.batcher.pending;
   }
 
-  async idle(): Promise<void> {
-    await Promise.all(this.lanes.map((l) => l.batcher.idle()));
+  idle(): Promise<void> {
+    return this.batcher.idle();
   }
 
   /** Throws BacklogFullError when too many sends wait for a commit on this instance. */
   async send(sender: Sender, req: SendRequest): Promise<SendResult> {
     const pre = this.precheck(sender, req);
     if (pre) return pre;
-    // The bound is for the instance, whichever lane the send joins.
-    if (this.pending >= this.deps.limits.maxPendingSends) throw new BacklogFullError(100);
     const cmd: Command = { sender, req, hash: contentHash(req) };
-    const lane = this.lanes[laneOf(sender.deviceRef)]!;
     // A concurrent send of the same key on another instance (or in the same batch) committed
     // first: the next batch sees its dedup entry. Bounded, since that entry now exists.
     for (let attempt = 0; attempt < 5; attempt++) {
-      const d = await lane.batcher.submit(cmd);
+      const d = await this.batcher.submit(cmd);
       if (d.kind === 'failed') throw d.error;
       if (d.kind !== 'retry') return d;
     }
@@ -224,18 +193,18 @@ export class SendService {
   }
 
   /**
-   * Two batches of a lane may run at once: the second reads while the first writes. Within a
-   * lane, reads (which draw the envelope ids) and writes (with the hand-off of their envelopes to
-   * the streams) each happen in batch order, so one sender's messages keep their order and their
-   * ids grow along each queue.
+   * Two batches may run at once: the second reads while the first writes. Reads (which draw
+   * the envelope ids) and writes (with the hand-off of their envelopes to the streams) each
+   * happen in batch order, so one sender's messages keep their order and ids grow along each
+   * queue.
    */
-  private async runBatch(lane: Lane, cmds: readonly Command[]): Promise<Decision[]> {
-    const prevRead = lane.lastRead;
-    const prevWrite = lane.lastWrite;
+  private async runBatch(cmds: readonly Command[]): Promise<Decision[]> {
+    const prevRead = this.lastRead;
+    const prevWrite = this.lastWrite;
     let readDone!: () => void;
     let writeDone!: () => void;
-    lane.lastRead = new Promise<void>((r) => (readDone = r));
-    lane.lastWrite = new Promise<void>((r) => (writeDone = r));
+    this.lastRead = new Promise<void>((r) => (readDone = r));
+    this.lastWrite = new Promise<void>((r) => (writeDone = r));
     try {
       return await this.decideAndWrite(cmds, prevRead, readDone, prevWrite);
     } finally {
