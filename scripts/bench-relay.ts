@@ -1,213 +1,61 @@
 /**
  * npm run bench:relay — the relay's throughput, latency and memory against a real PostgreSQL.
  *
- * A server process (src/server/main.ts, PORT and DATABASE_URL set) on a fresh database; this
- * process is the load generator: senders and receivers on the stream (`/v1/stream`), each send
- * persisted (committed) before the server answers it, receivers acking what they get.
+ * The server is its own process (src/server/main.ts with the node flags of `npm start`, PORT and
+ * DATABASE_URL set) on a fresh database; this process is the load generator (scripts/bench/
+ * relay-client.ts), so the two never share an event loop. Senders and receivers talk over the
+ * stream (`/v1/stream`); each send is committed before the server answers it, receivers ack.
  *
  *   1. sustained: closed loop, many senders with a window of sends each, for BENCH_SECONDS;
- *      messages/s = envelopes delivered to receivers per second.
- *   2. latency at a fixed offered load of 1,000 messages/s (open loop): send -> receipt, p50/95/99,
- *      with the server's RSS.
- *   3. 10,000 idle authenticated streams: the server's RSS.
- *   4. pgbench: single-row INSERT + COMMIT TPS on the same database, and the ratio.
+ *      messages/s = envelopes delivered to receivers per second; CPU of server, PostgreSQL and
+ *      this load generator over the same interval.
+ *   2. latency at fixed offered loads of 1,000 and 5,000 messages/s (open loop): send -> receipt,
+ *      p50/95/99.
+ *   3. 10,000 idle authenticated streams on a fresh server process: its RSS 5 s after they
+ *      connected and once idle (after V8 has given back the connection burst's garbage), and the
+ *      wake-up latency of a message sent to one idle device at a time; then the same with the
+ *      server bundled by esbuild and run under plain node (idle-built: without tsx's loader thread).
+ *   4. pgbench: single-row INSERT + COMMIT TPS on the same database with 1 and 16 clients, and the ratios.
  *
  * Env: BENCH_PG_URL (an admin URL of the PostgreSQL to use; default the local test server),
  * BENCH_SECONDS (default 10), BENCH_IDLE (default 10000), BENCH_SERVER (entry, default
- * src/server/main.ts). Loopback only. Needs `ulimit -n` above BENCH_IDLE + 1000 in both processes:
- * the server is started under `ulimit -n 65536` where the hard limit allows (else the hard limit).
+ * src/server/main.ts), BENCH_SERVER_NODE_FLAGS (node flags instead of npm start's),
+ * BENCH_PHASES (default "sustained,latency,idle,idle-built,pgbench"). Loopback only. Needs `ulimit -n` above
+ * BENCH_IDLE + 1000 in both processes: the server is started under `ulimit -n 65536` where the
+ * hard limit allows (else the hard limit).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import type { ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { WebSocket } from 'ws';
 import { newMessageId } from '../src/protocol/content.js';
 import { systemRandom } from '../src/protocol/primitives.js';
 import { freePort } from '../test/helpers/server-process.js';
+import { loadNow, printMachine } from './bench/machine.js';
+import { type Conn, connect, pct, send } from './bench/relay-client.js';
+import { buildServer, cpuSeconds, createDatabase, type Dev, dropDatabase, postgresCpu, postgresCpuSince, rssMb, seed, startFlags, startServer, stopServer } from './bench/relay-setup.js';
 
 const ADMIN_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const IDLE = Number(process.env.BENCH_IDLE ?? 10_000);
 const SERVER_ENTRY = process.env.BENCH_SERVER ?? 'src/server/main.ts';
-/** Extra node flags for the server process, e.g. "--max-semi-space-size=2". */
-const SERVER_NODE_FLAGS = process.env.BENCH_SERVER_NODE_FLAGS ?? '';
+const SERVER_NODE_FLAGS = process.env.BENCH_SERVER_NODE_FLAGS ?? startFlags('package.json');
+const PHASES = new Set((process.env.BENCH_PHASES ?? 'sustained,latency,idle,idle-built,pgbench').split(','));
 const PAIRS = 100; // senders and as many receivers, one device each
 const WINDOW = 24; // sends in flight per sender in the sustained phase
-const OFFERED = 1000; // messages/s in the latency phase
+const OFFERED = [1000, 5000]; // messages/s in the latency phases
+const WAKE_SAMPLES = 200; // messages to idle devices, one at a time
 const BODY = Buffer.concat([Buffer.of(0x01, 0x02), randomBytes(214)]).toString('base64url'); // a type-2 message (SPEC §5) with a 160-byte padded plaintext
 
-interface Dev {
-  username: string;
-  device: number;
-  token: string;
-  key: string;
-}
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const load = (): string => os.loadavg()[0]!.toFixed(2);
 
 function log(s: string): void {
   process.stdout.write(`${s}\n`);
-}
-
-
-async function createDatabase(): Promise<{ url: string; name: string }> {
-  const name = `gchat_bench_${randomUUID().replaceAll('-', '').slice(0, 10)}`;
-  const c = new pg.Client({ connectionString: ADMIN_URL });
-  await c.connect();
-  await c.query(`CREATE DATABASE ${name}`);
-  await c.end();
-  const u = new URL(ADMIN_URL);
-  u.pathname = `/${name}`;
-  return { url: u.toString(), name };
-}
-
-async function dropDatabase(name: string): Promise<void> {
-  const c = new pg.Client({ connectionString: ADMIN_URL });
-  await c.connect();
-  await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  await c.end();
-}
-
-/** Accounts with one device each, straight into the tables (the server's own migrations ran). */
-async function seed(url: string, prefix: string, n: number): Promise<Dev[]> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  c.on('error', () => undefined);
-  const devs: Dev[] = [];
-  for (let off = 0; off < n; off += 2000) {
-    const names: string[] = [];
-    const iks: string[] = [];
-    const hashes: string[] = [];
-    for (let i = off; i < Math.min(n, off + 2000); i++) {
-      const token = randomBytes(32).toString('base64url');
-      const ik = randomBytes(32);
-      const username = `bench-${prefix}-${i}`;
-      names.push(username);
-      iks.push(ik.toString('hex'));
-      hashes.push(createHash('sha256').update(token).digest('hex'));
-      devs.push({ username, device: 1, token, key: ik.toString('base64url') });
-    }
-    await c.query(
-      `WITH a AS (
-         INSERT INTO accounts (username, password_hash, ak_pub, next_device_id)
-         SELECT u, 'bench', decode(md5(u) || md5(u), 'hex'), 2 FROM unnest($1::text[]) AS u
-         RETURNING id, username)
-       INSERT INTO devices (account_id, device_id, ik_pub, device_cert, token_hash)
-       SELECT a.id, 1, decode(x.ik, 'hex'), decode(repeat('00', 64), 'hex'), decode(x.h, 'hex')
-         FROM unnest($1::text[], $2::text[], $3::text[]) AS x(u, ik, h) JOIN a ON a.username = x.u`,
-      [names, iks, hashes],
-    );
-  }
-  await c.end();
-  return devs;
-}
-
-function rssMb(pid: number): number {
-  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const m = /VmRSS:\s+(\d+) kB/.exec(s);
-  return m ? Number(m[1]) / 1024 : NaN;
-}
-
-function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in clock ticks of 1/100 s
-}
-
-async function startServer(url: string, port: number): Promise<ChildProcess> {
-  const hard = Number(spawnSync('bash', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim()) || 65536;
-  const nofile = Math.min(65536, hard);
-  const child = spawn('bash', ['-c', `ulimit -n ${nofile}; exec node ${SERVER_NODE_FLAGS} --import tsx ${SERVER_ENTRY}`], {
-    env: { ...process.env, DATABASE_URL: url, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', NODE_ENV: 'production' },
-    stdio: ['ignore', 'ignore', 'inherit'],
-    detached: true, // its own process group: stopped as a whole, whatever npx/tsx spawn below it
-  });
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
-    const ok = await new Promise<boolean>((r) => {
-      const s = net.connect(port, '127.0.0.1', () => {
-        s.end();
-        r(true);
-      });
-      s.on('error', () => r(false));
-    });
-    if (ok) return child;
-    if (Date.now() > deadline) throw new Error('server did not start');
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-async function stopServer(server: ChildProcess | null): Promise<void> {
-  if (!server?.pid || server.exitCode !== null || server.signalCode !== null) return;
-  const exited = new Promise<void>((r) => server.once('exit', () => r()));
-  const group = -server.pid;
-  try {
-    process.kill(group, 'SIGTERM');
-  } catch {
-    return;
-  }
-  const timer = setTimeout(() => {
-    try {
-      process.kill(group, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }, 5000);
-  await exited;
-  clearTimeout(timer);
-}
-
-interface Conn {
-  ws: WebSocket;
-  pending: Map<string, () => void>;
-  rid: number;
-}
-
-function connect(port: number, dev: Dev, onEnvelopes?: (ids: string[], mids: string[]) => void): Promise<Conn> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/stream`, ['gchat.v1'], {
-      headers: { authorization: `Bearer ${dev.token}` },
-      perMessageDeflate: false,
-    });
-    const conn: Conn = { ws, pending: new Map(), rid: 0 };
-    ws.on('message', (data) => {
-      const f = JSON.parse(data.toString()) as { op: string; rid?: string; status?: number; envelopes?: { id: string; message_id: string }[] };
-      if (f.op === 'envelopes' && f.envelopes) {
-        const ids = f.envelopes.map((e) => e.id);
-        ws.send(JSON.stringify({ op: 'ack', ids }));
-        onEnvelopes?.(ids, f.envelopes.map((e) => e.message_id));
-      } else if (f.op === 'sent' && f.rid) {
-        if (f.status !== 200) throw new Error(`send refused: ${f.status}`);
-        conn.pending.get(f.rid)?.();
-        conn.pending.delete(f.rid);
-      }
-    });
-    ws.once('open', () => resolve(conn));
-    ws.once('error', reject);
-  });
-}
-
-function send(conn: Conn, from: Dev, to: Dev, mid: string): Promise<void> {
-  const rid = String(++conn.rid);
-  return new Promise((resolve) => {
-    conn.pending.set(rid, resolve);
-    conn.ws.send(
-      JSON.stringify({
-        op: 'send',
-        rid,
-        message_id: mid,
-        recipient: to.username,
-        copies: [{ user: to.username, device: to.device, key: to.key, type: 2, body: BODY }],
-      }),
-    );
-  });
-}
-
-function pct(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }
 
 async function pgbench(url: string): Promise<{ c1: number; c16: number }> {
@@ -216,7 +64,7 @@ async function pgbench(url: string): Promise<{ c1: number; c16: number }> {
   if (!bin) throw new Error('pgbench not found (apt-get install -y postgresql-contrib, or postgresql-client)');
   const c = new pg.Client({ connectionString: url });
   await c.connect();
-  await c.query('CREATE TABLE bench_single_insert (id bigserial PRIMARY KEY, v int NOT NULL)');
+  await c.query('CREATE TABLE IF NOT EXISTS bench_single_insert (id bigserial PRIMARY KEY, v int NOT NULL)');
   await c.end();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'gchat-pgbench-'));
   const script = path.join(dir, 'insert.sql');
@@ -236,146 +84,227 @@ async function pgbench(url: string): Promise<{ c1: number; c16: number }> {
   }
 }
 
+/** Receipt times by message_id, filled by receivers' onEnvelopes. */
+class Receipts {
+  readonly sentAt = new Map<string, number>();
+  readonly lat: number[] = [];
+  delivered = 0;
+  readonly onEnvelopes = (mids: string[]): void => {
+    const now = performance.now();
+    this.delivered += mids.length;
+    for (const m of mids) {
+      const t = this.sentAt.get(m);
+      if (t !== undefined) {
+        this.lat.push(now - t);
+        this.sentAt.delete(m);
+      }
+    }
+  };
+  reset(): void {
+    this.sentAt.clear();
+    this.lat.length = 0;
+  }
+  async settle(ms: number): Promise<void> {
+    const until = performance.now() + ms;
+    while (this.sentAt.size > 0 && performance.now() < until) await sleep(20);
+  }
+}
+
+const ms = (x: number): string => `${x.toFixed(1)} ms`;
+
+/** Closed loop for SECONDS after a 2 s warm-up; answers messages/s delivered. */
+async function sustained(pid: number, senders: Conn[], receivers: Dev[], rec: Receipts): Promise<number> {
+  let running = true;
+  let accepted = 0;
+  const loops = senders.flatMap((c, i) =>
+    Array.from({ length: WINDOW }, async () => {
+      while (running) {
+        await send(c, receivers[i]!, newMessageId(Date.now(), systemRandom), BODY);
+        accepted++;
+      }
+    }),
+  );
+  await sleep(2000);
+  const d0 = rec.delivered;
+  const a0 = accepted;
+  const t0 = performance.now();
+  const cpu0 = cpuSeconds(pid);
+  const pg0 = postgresCpu();
+  const me0 = process.cpuUsage();
+  const l0 = load();
+  await sleep(SECONDS * 1000);
+  const secs = (performance.now() - t0) / 1000;
+  const rate = (rec.delivered - d0) / secs;
+  const arate = (accepted - a0) / secs;
+  const share = (s: number): string => `${((s / secs) * 100).toFixed(0)}%`;
+  const me = process.cpuUsage(me0);
+  const cpuLine = `CPU over those ${SECONDS} s (100% = one core): server ${share(cpuSeconds(pid) - cpu0)}, PostgreSQL ${share(postgresCpuSince(pg0))}, load generator ${share((me.user + me.system) / 1e6)}`;
+  running = false;
+  await Promise.all(loops);
+  log(`sustained: ${rate.toFixed(0)} messages/s delivered, ${arate.toFixed(0)} sends/s committed (${PAIRS} senders x ${WINDOW} in flight, ${PAIRS} receivers, ${SECONDS} s; load average ${l0} at its start); ${cpuLine}; server RSS ${rssMb(pid).toFixed(0)} MB`);
+  return rate;
+}
+
+/** Open loop at `rate` messages/s for SECONDS after a 1 s warm-up (not counted). */
+async function offered(pid: number, rate: number, senders: Conn[], receivers: Dev[], rec: Receipts): Promise<void> {
+  rec.reset();
+  const answerLat: number[] = [];
+  const warmup = rate;
+  const total = rate * SECONDS + warmup;
+  const eld = monitorEventLoopDelay({ resolution: 1 });
+  eld.enable();
+  const l0 = load();
+  const tStart = performance.now();
+  let sentCount = 0;
+  let rssPeak = 0;
+  let lastRss = 0;
+  await new Promise<void>((resolve) => {
+    const tick = setInterval(() => {
+      const due = Math.min(total, Math.floor(((performance.now() - tStart) / 1000) * rate));
+      while (sentCount < due) {
+        const i = sentCount % PAIRS;
+        const mid = newMessageId(Date.now(), systemRandom);
+        const t = performance.now();
+        const counted = sentCount >= warmup;
+        if (counted) rec.sentAt.set(mid, t);
+        void send(senders[i]!, receivers[i]!, mid, BODY).then(() => {
+          if (counted) answerLat.push(performance.now() - t);
+        });
+        sentCount++;
+      }
+      if (performance.now() - lastRss > 100) {
+        lastRss = performance.now();
+        rssPeak = Math.max(rssPeak, rssMb(pid));
+      }
+      if (sentCount >= total) {
+        clearInterval(tick);
+        resolve();
+      }
+    }, 1);
+  });
+  await rec.settle(5000);
+  eld.disable();
+  const sorted = [...rec.lat].sort((a, b) => a - b);
+  const asorted = answerLat.sort((a, b) => a - b);
+  log(
+    `latency at ${rate} messages/s offered (${total - warmup} messages after a 1 s warm-up, ${rec.sentAt.size} not received; load average ${l0} at its start): ` +
+      `send to receipt p50 ${ms(pct(sorted, 50))}, p95 ${ms(pct(sorted, 95))}, p99 ${ms(pct(sorted, 99))}, max ${ms(sorted[sorted.length - 1] ?? NaN)} ` +
+      `(send to stored answer p50 ${ms(pct(asorted, 50))}, p99 ${ms(pct(asorted, 99))}); server RSS peak ${rssPeak.toFixed(0)} MB; ` +
+      `load generator event-loop delay p99 ${ms(eld.percentile(99) / 1e6)}, max ${ms(eld.max / 1e6)}`,
+  );
+}
+
+/** IDLE streams on a fresh server: RSS, then wake-up latency one message at a time. */
+async function idle(entry: string, url: string, port: number, conns: Conn[]): Promise<ChildProcess> {
+  const server = await startServer(entry, url, port, SERVER_NODE_FLAGS);
+  const pid = server.pid!;
+  const prefix = `i${Math.random().toString(36).slice(2, 6)}`;
+  const idleDevs = await seed(url, prefix, IDLE);
+  const [sender] = await seed(url, `${prefix}w`, 1);
+  await sleep(1000);
+  const before = rssMb(pid);
+  const l0 = load();
+  const rec = new Receipts();
+  const tc = performance.now();
+  for (let off = 0; off < idleDevs.length; off += 250) {
+    conns.push(...(await Promise.all(idleDevs.slice(off, off + 250).map((d) => connect(port, d, rec.onEnvelopes)))));
+  }
+  const connectS = (performance.now() - tc) / 1000;
+  await sleep(5000);
+  const at5 = rssMb(pid);
+  // V8's memory reducer gives back the connection burst's garbage once the process is idle.
+  let settled = at5;
+  for (let s = 5; s < 40; s++) {
+    await sleep(1000);
+    settled = rssMb(pid);
+  }
+  const perStream = (x: number): string => `${(((x - before) * 1024) / IDLE).toFixed(1)} KB per stream`;
+  log(
+    `${IDLE} idle authenticated streams, server ${entry.endsWith('.ts') ? `${entry} through tsx (as npm start)` : `built into ${entry}, plain node`} (node flags "${SERVER_NODE_FLAGS}"; load average ${l0} at its start): server RSS ${settled.toFixed(0)} MB after 40 s idle ` +
+      `(${perStream(settled)}), ${at5.toFixed(0)} MB 5 s after the last connected (${perStream(at5)}); ${before.toFixed(0)} MB before they connected; connected in ${connectS.toFixed(1)} s`,
+  );
+
+  // Wake-up: one message at a time to a random idle device, send -> receipt on its stream.
+  const s = await connect(port, sender!);
+  conns.push(s);
+  const l1 = load();
+  for (let i = 0; i < WAKE_SAMPLES; i++) {
+    const to = idleDevs[Math.floor(Math.random() * idleDevs.length)]!;
+    const mid = newMessageId(Date.now(), systemRandom);
+    rec.sentAt.set(mid, performance.now());
+    await send(s, to, mid, BODY);
+    await rec.settle(2000);
+  }
+  const sorted = [...rec.lat].sort((a, b) => a - b);
+  log(
+    `wake-up of an idle stream among ${IDLE} (${WAKE_SAMPLES} messages, one at a time, ${WAKE_SAMPLES - rec.lat.length} not received; load average ${l1} at its start): ` +
+      `send to receipt p50 ${ms(pct(sorted, 50))}, p99 ${ms(pct(sorted, 99))}, max ${ms(sorted[sorted.length - 1] ?? NaN)}`,
+  );
+  return server;
+}
+
 async function main(): Promise<void> {
+  printMachine(log);
   if (!existsSync(SERVER_ENTRY)) throw new Error(`no server entry at ${SERVER_ENTRY}`);
-  const { url, name } = await createDatabase();
+  const { url, name } = await createDatabase(ADMIN_URL);
   let server: ChildProcess | null = null;
   const conns: Conn[] = [];
+  let rate = NaN;
   try {
     const port = await freePort();
-    log(`bench:relay  ${os.cpus().length} cores, PostgreSQL ${ADMIN_URL.replace(/\/\/[^@]*@/, '//')} db ${name}`);
-    server = await startServer(url, port); // migrates the fresh database
+    log(`bench:relay  PostgreSQL ${ADMIN_URL.replace(/\/\/[^@]*@/, '//')} db ${name}; server node flags "${SERVER_NODE_FLAGS}"`);
+    server = await startServer(SERVER_ENTRY, url, port, SERVER_NODE_FLAGS); // migrates the fresh database
     const pid = server.pid!; // bash exec'd node: the server process itself
-    const senders = await seed(url, 's', PAIRS);
-    const receivers = await seed(url, 'r', PAIRS);
-    log(`server pid ${pid}, RSS at start ${rssMb(pid).toFixed(0)} MB`);
-
-    // Receivers record latency by message_id (sender and receiver share this process's clock).
-    const sentAt = new Map<string, number>();
-    const lat: number[] = [];
-    let delivered = 0;
-    const onEnv = (_ids: string[], mids: string[]): void => {
-      const now = performance.now();
-      delivered += mids.length;
-      for (const m of mids) {
-        const t = sentAt.get(m);
-        if (t !== undefined) {
-          lat.push(now - t);
-          sentAt.delete(m);
+    if (PHASES.has('sustained') || PHASES.has('latency')) {
+      const senders = await seed(url, 's', PAIRS);
+      const receivers = await seed(url, 'r', PAIRS);
+      log(`server pid ${pid}, RSS at start ${rssMb(pid).toFixed(0)} MB`);
+      const rec = new Receipts();
+      const rconns = await Promise.all(receivers.map((d) => connect(port, d, rec.onEnvelopes)));
+      const sconns = await Promise.all(senders.map((d) => connect(port, d)));
+      conns.push(...rconns, ...sconns);
+      if (PHASES.has('sustained')) {
+        rate = await sustained(pid, sconns, receivers, rec);
+        await sleep(3000); // receivers drain, the database settles (autovacuum)
+      }
+      if (PHASES.has('latency')) {
+        for (const r of OFFERED) {
+          await offered(pid, r, sconns, receivers, rec);
+          await sleep(2000);
         }
       }
-    };
-    const rconns = await Promise.all(receivers.map((d) => connect(port, d, onEnv)));
-    const sconns = await Promise.all(senders.map((d) => connect(port, d)));
-    conns.push(...rconns, ...sconns);
-
-    // 1. Sustained throughput, closed loop.
-    let running = true;
-    let accepted = 0;
-    const loops = sconns.flatMap((c, i) =>
-      Array.from({ length: WINDOW }, async () => {
-        while (running) {
-          await send(c, senders[i]!, receivers[i]!, newMessageId(Date.now(), systemRandom));
-          accepted++;
-        }
-      }),
-    );
-    await new Promise((r) => setTimeout(r, 2000)); // warm-up
-    const d0 = delivered;
-    const a0 = accepted;
-    const t0 = performance.now();
-    const cpu0 = cpuSeconds(pid);
-    await new Promise((r) => setTimeout(r, SECONDS * 1000));
-    const secs = (performance.now() - t0) / 1000;
-    const rate = (delivered - d0) / secs;
-    const arate = (accepted - a0) / secs;
-    const cpu = (cpuSeconds(pid) - cpu0) / secs;
-    running = false;
-    await Promise.all(loops);
-    log(`sustained: ${rate.toFixed(0)} messages/s delivered, ${arate.toFixed(0)} sends/s committed (${PAIRS} senders x ${WINDOW} in flight, ${PAIRS} receivers, ${SECONDS} s); server CPU ${(cpu * 100).toFixed(0)}%, RSS ${rssMb(pid).toFixed(0)} MB`);
-    await new Promise((r) => setTimeout(r, 3000)); // receivers drain, the database settles (autovacuum)
-
-    // 2. Latency at a fixed offered load, open loop; the first second is warm-up, not counted.
-    lat.length = 0;
-    sentAt.clear();
-    const answerLat: number[] = [];
-    const warmup = OFFERED;
-    const total = OFFERED * SECONDS + warmup;
-    const eld = monitorEventLoopDelay({ resolution: 1 });
-    eld.enable();
-    const tStart = performance.now();
-    let lastRss = 0;
-    let rssPeak = 0;
-    let sentCount = 0;
-    await new Promise<void>((resolve) => {
-      const tick = setInterval(() => {
-        const due = Math.min(total, Math.floor(((performance.now() - tStart) / 1000) * OFFERED));
-        while (sentCount < due) {
-          const i = sentCount % PAIRS;
-          const mid = newMessageId(Date.now(), systemRandom);
-          const t = performance.now();
-          const counted = sentCount >= warmup;
-          if (counted) sentAt.set(mid, t);
-          void send(sconns[i]!, senders[i]!, receivers[i]!, mid).then(() => {
-            if (counted) answerLat.push(performance.now() - t);
-          });
-          sentCount++;
-        }
-        if (performance.now() - lastRss > 100) {
-          lastRss = performance.now();
-          rssPeak = Math.max(rssPeak, rssMb(pid));
-        }
-        if (sentCount >= total) {
-          clearInterval(tick);
-          resolve();
-        }
-      }, 2);
-    });
-    const until = performance.now() + 5000;
-    while (sentAt.size > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 50));
-    eld.disable();
-    const sorted = [...lat].sort((a, b) => a - b);
-    const asorted = [...answerLat].sort((a, b) => a - b);
-    log(
-      `latency at ${OFFERED} messages/s offered (${total - warmup} messages after a 1 s warm-up, ${sentAt.size} not received): ` +
-        `send to receipt p50 ${pct(sorted, 50).toFixed(1)} ms, p95 ${pct(sorted, 95).toFixed(1)} ms, p99 ${pct(sorted, 99).toFixed(1)} ms, max ${(sorted[sorted.length - 1] ?? NaN).toFixed(1)} ms ` +
-        `(send to stored answer p50 ${pct(asorted, 50).toFixed(1)} ms, p99 ${pct(asorted, 99).toFixed(1)} ms); server RSS peak ${rssPeak.toFixed(0)} MB; ` +
-        `load generator event-loop delay p99 ${(eld.percentile(99) / 1e6).toFixed(1)} ms, max ${(eld.max / 1e6).toFixed(1)} ms`,
-    );
-    for (const c of conns) c.ws.terminate();
-    conns.length = 0;
-
-    // 3. Idle streams, on a fresh server process (the load phases' heap would hide the cost).
-    if (IDLE > 0) {
-      await stopServer(server);
-      server = await startServer(url, port);
-      const ipid = server.pid!;
-      const idleDevs = await seed(url, 'i', IDLE);
-      await new Promise((r) => setTimeout(r, 1000));
-      const before = rssMb(ipid);
-      const tc = performance.now();
-      for (let off = 0; off < idleDevs.length; off += 250) {
-        conns.push(...(await Promise.all(idleDevs.slice(off, off + 250).map((d) => connect(port, d)))));
-      }
-      const connectS = (performance.now() - tc) / 1000;
-      await new Promise((r) => setTimeout(r, 5000));
-      const after = rssMb(ipid);
-      log(
-        `${IDLE} idle authenticated streams: server RSS ${after.toFixed(0)} MB ` +
-          `(${before.toFixed(0)} MB before they connected: ${(((after - before) * 1024) / IDLE).toFixed(1)} KB per stream); connected in ${connectS.toFixed(1)} s`,
-      );
       for (const c of conns) c.ws.terminate();
       conns.length = 0;
     }
 
-    // 4. pgbench on the same database.
-    const pb = await pgbench(url);
-    log(`pgbench single-row INSERT+COMMIT on the same database: ${pb.c1.toFixed(0)} TPS with 1 client, ${pb.c16.toFixed(0)} TPS with 16 clients`);
-    log(`ratio: sustained messages/s / pgbench TPS = ${(rate / pb.c1).toFixed(1)}x (1 client), ${(rate / pb.c16).toFixed(1)}x (16 clients)`);
+    // A fresh server process: the load phases' heap would hide the cost.
+    if (PHASES.has('idle') && IDLE > 0) {
+      await stopServer(server);
+      server = await idle(SERVER_ENTRY, url, port, conns);
+      for (const c of conns) c.ws.terminate();
+      conns.length = 0;
+    }
+    // The same server without tsx's loader thread (its own V8 isolate), for comparison.
+    if (PHASES.has('idle-built') && IDLE > 0) {
+      await stopServer(server);
+      server = await idle(await buildServer(SERVER_ENTRY), url, port, conns);
+      for (const c of conns) c.ws.terminate();
+      conns.length = 0;
+    }
+
+    if (PHASES.has('pgbench')) {
+      await stopServer(server);
+      server = null;
+      const l0 = load();
+      const pb = await pgbench(url);
+      log(`pgbench single-row INSERT+COMMIT on the same database (load average ${l0} at its start): ${pb.c1.toFixed(0)} TPS with 1 client, ${pb.c16.toFixed(0)} TPS with 16 clients`);
+      if (Number.isFinite(rate)) log(`ratio: sustained messages/s / pgbench TPS = ${(rate / pb.c1).toFixed(2)}x (1 client), ${(rate / pb.c16).toFixed(2)}x (16 clients)`);
+    }
+    log(loadNow());
   } finally {
     for (const c of conns) c.ws.terminate();
     await stopServer(server);
-    await dropDatabase(name).catch(() => undefined);
+    await dropDatabase(ADMIN_URL, name).catch(() => undefined);
   }
 }
 

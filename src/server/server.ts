@@ -2,8 +2,8 @@
  * Putting the parts together: dependencies from the configuration, the app, the HTTP listener
  * and the prekey GC job. main.ts runs it for `npm start`; tests run it on port 0.
  */
-import type { AddressInfo } from 'node:net';
-import { createServer, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { pino, type Logger } from 'pino';
 import { defaultCrypto, systemRandom } from '../protocol/primitives.js';
 import { buildApp, type App, type AppDeps, type AppExtensions } from './app.js';
@@ -67,11 +67,26 @@ export async function startServer(opts: { config: Config; deps: AppDeps; extensi
   // Node answers 408 to a connection without a whole request head in time, but not always (idle
   // sockets opened while the server is busy were seen open minutes later on Node 20): until its
   // first request or upgrade, a connection is also destroyed a little after that bound.
+  // One sweep for all of them, not a timer per socket: Node keeps a socket's cleared timer and its
+  // listener for the socket's life, which an idle WebSocket would carry for hours.
   const headersMs = config.headersTimeoutSeconds * 1000 + 2000;
-  server.on('connection', (socket) => socket.setTimeout(headersMs, () => socket.destroy()));
-  const started = (req: { socket: { setTimeout(ms: number): unknown } }): void => void req.socket.setTimeout(0);
+  const unstarted = new Map<Socket, number>();
+  server.on('connection', (socket: Socket) => void unstarted.set(socket, Date.now()));
+  const started = (req: IncomingMessage): void => void unstarted.delete(req.socket);
   server.on('request', started);
   server.on('upgrade', started);
+  const sweep = setInterval(() => {
+    const now = Date.now();
+    for (const [socket, opened] of unstarted) {
+      if (socket.destroyed) unstarted.delete(socket);
+      else if (now - opened > headersMs) {
+        unstarted.delete(socket);
+        socket.destroy();
+      }
+    }
+  }, Math.min(1000, headersMs / 4));
+  sweep.unref();
+  server.once('close', () => clearInterval(sweep));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => {

@@ -11,8 +11,8 @@ import { FETCH_PAGE, PUMP_RETRY_MS, STREAM_WINDOW } from './limits.js';
 
 /** The socket side of a stream, as the hub sees it. */
 export interface StreamSink {
-  send(frame: ServerFrame): void;
-  close(code: number, reason: string): void;
+  sendFrame(frame: ServerFrame): void;
+  closeStream(code: number, reason: string): void;
 }
 
 export interface AckCommitter {
@@ -20,9 +20,17 @@ export interface AckCommitter {
   ack(device: DeviceRef, ids: readonly string[]): Promise<ReadonlySet<string>>;
 }
 
+/** What every stream of a hub shares (one object, not three fields per stream). */
+export interface StreamContext {
+  readonly repo: QueueRepository;
+  readonly onError: (err: unknown) => void;
+  /** Envelopes written to a stream (metrics). */
+  readonly onSent: (envelopes: number) => void;
+}
+
 export class Stream {
-  /** Sent on this stream, not yet acked. */
-  readonly inflight = new Set<string>();
+  /** Sent on this stream, not yet acked; null while empty (most streams are idle). */
+  private held: Set<string> | null = null;
   private pumping = false;
   private dirty = false;
   /** True when the last queue read found nothing more than what is in flight. */
@@ -34,10 +42,13 @@ export class Stream {
   constructor(
     readonly device: DeviceRef,
     private readonly sink: StreamSink,
-    private readonly repo: QueueRepository,
-    private readonly onError: (err: unknown) => void,
-    private readonly onSent: (envelopes: number) => void = () => undefined,
+    private readonly ctx: StreamContext,
   ) {}
+
+  /** Envelopes sent on this stream and not yet acked. */
+  get inflightCount(): number {
+    return this.held?.size ?? 0;
+  }
 
   /** Reads the queue and sends what this stream has not sent, within the window. */
   pump(): void {
@@ -52,7 +63,7 @@ export class Stream {
         // The queue could not be read (database away): try again shortly, or the stream would
         // wait for a wake-up that may never come.
         this.caughtUp = false;
-        this.onError(err);
+        this.ctx.onError(err);
         if (!this.retry && !this.closed) {
           this.retry = setTimeout(() => {
             this.retry = null;
@@ -68,29 +79,29 @@ export class Stream {
   private async pumpLoop(): Promise<void> {
     do {
       this.dirty = false;
-      while (!this.closed && this.inflight.size < STREAM_WINDOW) {
-        const room = Math.min(FETCH_PAGE, STREAM_WINDOW - this.inflight.size);
-        const rows = await this.repo.fetch(this.device, [...this.inflight], room);
+      while (!this.closed && this.inflightCount < STREAM_WINDOW) {
+        const room = Math.min(FETCH_PAGE, STREAM_WINDOW - this.inflightCount);
+        const rows = await this.ctx.repo.fetch(this.device, this.held ? [...this.held] : [], room);
         if (this.closed) return;
         this.push(rows);
         if (rows.length < room) {
           this.caughtUp = true;
           if (!this.drainedSent) {
             this.drainedSent = true;
-            this.sink.send({ op: 'drained' });
+            this.sink.sendFrame({ op: 'drained' });
           }
           break;
         }
         this.caughtUp = false;
       }
-      if (this.inflight.size >= STREAM_WINDOW) this.caughtUp = false;
+      if (this.inflightCount >= STREAM_WINDOW) this.caughtUp = false;
     } while (this.dirty && !this.closed);
   }
 
   /** Envelopes just committed by this instance for this device, in id order. */
   offer(envs: readonly Envelope[]): void {
     if (this.closed) return;
-    if (!this.pumping && this.caughtUp && this.inflight.size + envs.length <= STREAM_WINDOW) {
+    if (!this.pumping && this.caughtUp && this.inflightCount + envs.length <= STREAM_WINDOW) {
       this.push(envs);
     } else {
       this.pump();
@@ -98,19 +109,24 @@ export class Stream {
   }
 
   private push(envs: readonly Envelope[]): void {
-    const fresh = envs.filter((e) => !this.inflight.has(e.id));
+    if (envs.length === 0) return;
+    const held = (this.held ??= new Set());
+    const fresh = envs.filter((e) => !held.has(e.id));
     if (fresh.length === 0) return;
-    for (const e of fresh) this.inflight.add(e.id);
-    this.sink.send({ op: 'envelopes', envelopes: fresh });
-    this.onSent(fresh.length);
+    for (const e of fresh) held.add(e.id);
+    this.sink.sendFrame({ op: 'envelopes', envelopes: fresh });
+    this.ctx.onSent(fresh.length);
   }
 
   /** After the acked envelopes are gone from the database. */
   acked(ids: readonly string[]): void {
     if (this.closed) return;
-    const wasFull = this.inflight.size >= STREAM_WINDOW;
-    for (const id of ids) this.inflight.delete(id);
-    this.sink.send({ op: 'acked', ids: [...ids] });
+    const wasFull = this.inflightCount >= STREAM_WINDOW;
+    if (this.held) {
+      for (const id of ids) this.held.delete(id);
+      if (this.held.size === 0) this.held = null;
+    }
+    this.sink.sendFrame({ op: 'acked', ids: [...ids] });
     if (wasFull || !this.caughtUp) this.pump();
   }
 
@@ -118,20 +134,23 @@ export class Stream {
     if (this.retry) clearTimeout(this.retry);
     if (this.closed) return;
     this.closed = true;
-    this.sink.close(code, reason);
+    this.sink.closeStream(code, reason);
   }
 }
 
 export class StreamHub {
   private readonly byDevice = new Map<DeviceRef, Stream>();
   private accepting = true;
+  private readonly ctx: StreamContext;
 
   constructor(
-    private readonly repo: QueueRepository,
-    private readonly onError: (err: unknown) => void = () => undefined,
+    repo: QueueRepository,
+    onError: (err: unknown) => void = () => undefined,
     /** Envelopes written to a stream (metrics). */
-    private readonly onSent: (envelopes: number) => void = () => undefined,
-  ) {}
+    onSent: (envelopes: number) => void = () => undefined,
+  ) {
+    this.ctx = { repo, onError, onSent };
+  }
 
   get size(): number {
     return this.byDevice.size;
@@ -143,11 +162,11 @@ export class StreamHub {
    */
   attach(device: DeviceRef, sink: StreamSink): Stream | null {
     if (!this.accepting) {
-      sink.close(1012, 'server restarting');
+      sink.closeStream(1012, 'server restarting');
       return null;
     }
     this.byDevice.get(device)?.close(4001, 'replaced by a newer connection');
-    const stream = new Stream(device, sink, this.repo, this.onError, this.onSent);
+    const stream = new Stream(device, sink, this.ctx);
     this.byDevice.set(device, stream);
     stream.pump();
     return stream;

@@ -5,10 +5,10 @@
  */
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { ClientFrame, type ServerFrame } from './schemas.js';
 import type { Sender, SendService } from './send-service.js';
-import type { Stream, StreamHub, AckCommitter } from './stream-hub.js';
+import type { AckCommitter, Stream, StreamHub, StreamSink } from './stream-hub.js';
 import { ApiError, errorBody, type ApiErrorCode } from '../errors.js';
 import { errorOutcome, sendFailure, sendOutcome } from './outcome.js';
 import { STREAM_AUTH_TIMEOUT_MS, STREAM_PING_MS } from './limits.js';
@@ -28,9 +28,48 @@ export interface StreamSocketDeps {
   readonly log?: (msg: string, err?: unknown) => void;
 }
 
+/**
+ * One accepted stream's socket. What the stream needs per connection lives on the socket itself
+ * (ws builds this class, WebSocketServer's `WebSocket` option), and its listeners are shared
+ * module functions that find it as `this`: an idle stream holds no closures or timers of its own.
+ */
+export class StreamWebSocket extends WebSocket implements StreamSink {
+  /** Answered the last ping (or connected since). */
+  alive = true;
+  owner: StreamServer | null = null;
+  sender: Sender | null = null;
+  stream: Stream | null = null;
+
+  sendFrame(frame: ServerFrame): void {
+    reply(this, frame);
+  }
+
+  closeStream(code: number, reason: string): void {
+    this.close(code, reason);
+  }
+}
+
+function ignore(): void {}
+
+// ws calls its listeners with the socket as `this`; only StreamServer adds them, to its own sockets.
+function onPong(this: WebSocket): void {
+  (this as StreamWebSocket).alive = true;
+}
+
+function onClose(this: WebSocket): void {
+  const ws = this as StreamWebSocket;
+  ws.owner?.closed(ws);
+}
+
+function onMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  const ws = this as StreamWebSocket;
+  ws.owner?.received(ws, data as Buffer, isBinary);
+}
+
 export class StreamServer {
   readonly wss: WebSocketServer;
-  private readonly alive = new WeakSet<WebSocket>();
+  /** The accepted sockets (ws's own client tracking would add a closure to each). */
+  private readonly sockets = new Set<StreamWebSocket>();
   private readonly pinger: NodeJS.Timeout;
   /** Set by a graceful stop: sends are refused (503) while the ones in flight are committed. */
   draining = false;
@@ -38,12 +77,21 @@ export class StreamServer {
   constructor(private readonly deps: StreamSocketDeps) {
     this.wss = new WebSocketServer({
       noServer: true,
+      clientTracking: false,
+      WebSocket: StreamWebSocket,
       maxPayload: deps.maxFrameBytes,
+      // Off: frames are ciphertext (nothing to compress), and each deflate context would hold
+      // zlib state per socket (hundreds of KB with the default window).
       perMessageDeflate: false,
       handleProtocols: (protocols) => (protocols.has(STREAM_SUBPROTOCOL) ? STREAM_SUBPROTOCOL : false),
     });
+    // One timer for every socket's keep-alive, not one per socket.
     this.pinger = setInterval(() => this.pingAll(), STREAM_PING_MS);
     this.pinger.unref();
+  }
+
+  get size(): number {
+    return this.sockets.size;
   }
 
   /** Routes `/v1/stream` upgrades of an http server here. */
@@ -52,7 +100,7 @@ export class StreamServer {
       const path = (req.url ?? '').split('?')[0];
       // Nothing else upgrades: answer at once, or the socket would wait for nobody forever.
       if (path !== STREAM_PATH) {
-        socket.on('error', () => undefined);
+        socket.on('error', ignore);
         return reject(socket, 'not_found', 'Not Found', 'no WebSocket endpoint here: the stream is at /v1/stream');
       }
       void this.upgrade(req, socket, head);
@@ -60,57 +108,71 @@ export class StreamServer {
   }
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    socket.on('error', () => undefined);
-    const token = tokenOf(req);
-    let sender: Sender | null = null;
+    // A module function: a closure here would keep this call's scope (its timer) for the socket's life.
+    socket.on('error', ignore);
+    const sender = await this.check(tokenOf(req));
+    if (socket.destroyed) return;
+    if (sender === 'unavailable') return reject(socket, 'unavailable', 'Service Unavailable', 'the device token could not be checked; retry');
+    if (!sender) return reject(socket, 'unauthorized', 'Unauthorized', 'a valid device token is required');
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws as StreamWebSocket, sender));
+  }
+
+  /** The token's device; bounded, since a database that does not answer must not hold the socket open. */
+  private async check(token: string | null): Promise<Sender | null | 'unavailable'> {
+    if (!token) return null;
     let timer: NodeJS.Timeout | undefined;
     try {
-      // Bounded: a database that does not answer must not hold the socket open.
       const timeout = new Promise<never>((_, fail) => {
         timer = setTimeout(() => fail(new Error('stream auth timed out')), STREAM_AUTH_TIMEOUT_MS);
       });
-      sender = token ? await Promise.race([this.deps.authenticate(token), timeout]) : null;
+      return await Promise.race([this.deps.authenticate(token), timeout]);
     } catch (err) {
       this.deps.log?.('stream auth failed', err);
-      return reject(socket, 'unavailable', 'Service Unavailable', 'the device token could not be checked; retry');
+      return 'unavailable';
     } finally {
       clearTimeout(timer);
     }
-    if (socket.destroyed) return;
-    if (!sender) return reject(socket, 'unauthorized', 'Unauthorized', 'a valid device token is required');
-    const who = sender;
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, who));
   }
 
-  private accept(ws: WebSocket, sender: Sender): void {
-    this.alive.add(ws);
-    ws.on('pong', () => this.alive.add(ws));
-    const stream = this.deps.hub.attach(sender.deviceRef, {
-      send: (frame: ServerFrame) => {
-        if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(frame));
-      },
-      close: (code, reason) => ws.close(code, reason),
-    });
+  private accept(ws: StreamWebSocket, sender: Sender): void {
+    ws.owner = this;
+    ws.sender = sender;
+    this.sockets.add(ws);
+    ws.on('pong', onPong);
+    ws.on('close', onClose);
+    ws.on('error', ignore);
+    const stream = this.deps.hub.attach(sender.deviceRef, ws);
     if (!stream) return;
-    ws.on('close', () => this.deps.hub.detach(stream));
-    ws.on('error', () => undefined);
-    ws.on('message', (data, isBinary) => {
-      if (isBinary) return this.protocolError(ws, 'frames are JSON text');
-      // Refused before JSON.parse: a frame of more members than any send or ack holds (ws has
-      // already refused, with 1009, any frame over maxFrameBytes while reading it).
-      if (tooManyMembers(data as Buffer, this.deps.maxFramePunctuation))
-        return reply(ws, { op: 'error', code: 'payload_too_large', message: 'the frame has more members than any send or ack can hold' });
-      let frame: ClientFrame;
-      try {
-        const parsed = ClientFrame.safeParse(JSON.parse(data.toString()));
-        if (!parsed.success) return this.protocolError(ws, 'unknown or malformed frame');
-        frame = parsed.data;
-      } catch {
-        return this.protocolError(ws, 'frames are JSON text');
-      }
-      if (frame.op === 'ack') this.onAck(stream, frame.ids);
-      else this.onSend(ws, sender, frame);
-    });
+    ws.stream = stream;
+    ws.on('message', onMessage);
+  }
+
+  /** The socket closed (either side). */
+  closed(ws: StreamWebSocket): void {
+    this.sockets.delete(ws);
+    if (ws.stream) this.deps.hub.detach(ws.stream);
+    ws.owner = null;
+  }
+
+  received(ws: StreamWebSocket, data: Buffer, isBinary: boolean): void {
+    const stream = ws.stream;
+    const sender = ws.sender;
+    if (!stream || !sender) return;
+    if (isBinary) return this.protocolError(ws, 'frames are JSON text');
+    // Refused before JSON.parse: a frame of more members than any send or ack holds (ws has
+    // already refused, with 1009, any frame over maxFrameBytes while reading it).
+    if (tooManyMembers(data, this.deps.maxFramePunctuation))
+      return reply(ws, { op: 'error', code: 'payload_too_large', message: 'the frame has more members than any send or ack can hold' });
+    let frame: ClientFrame;
+    try {
+      const parsed = ClientFrame.safeParse(JSON.parse(data.toString()));
+      if (!parsed.success) return this.protocolError(ws, 'unknown or malformed frame');
+      frame = parsed.data;
+    } catch {
+      return this.protocolError(ws, 'frames are JSON text');
+    }
+    if (frame.op === 'ack') this.onAck(stream, frame.ids);
+    else this.onSend(ws, sender, frame);
   }
 
   private onAck(stream: Stream, ids: readonly string[]): void {
@@ -149,12 +211,12 @@ export class StreamServer {
   }
 
   private pingAll(): void {
-    for (const ws of this.wss.clients) {
-      if (!this.alive.has(ws)) {
+    for (const ws of this.sockets) {
+      if (!ws.alive) {
         ws.terminate();
         continue;
       }
-      this.alive.delete(ws);
+      ws.alive = false;
       ws.ping();
     }
   }
@@ -162,7 +224,7 @@ export class StreamServer {
   /** Stops pinging; the hub closes the streams. */
   close(): void {
     clearInterval(this.pinger);
-    for (const ws of this.wss.clients) ws.terminate();
+    for (const ws of this.sockets) ws.terminate();
     this.wss.close();
   }
 }
