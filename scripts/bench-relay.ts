@@ -14,7 +14,7 @@
  *   3. 10,000 idle authenticated streams on a fresh server process: its RSS 5 s after they
  *      connected and once idle (after V8 has given back the connection burst's garbage), and the
  *      wake-up latency of a message sent to one idle device at a time; then the same with the
- *      server bundled by esbuild and run under plain node (idle-built: without tsx's loader thread).
+ *      server as npm start runs it: bundled by scripts/build-server.ts, plain node (idle-built: no tsx loader thread).
  *   4. pgbench: single-row INSERT + COMMIT TPS on the same database with 1 and 16 clients, and the ratios.
  *
  * Env: BENCH_PG_URL (an admin URL of the PostgreSQL to use; default the local test server),
@@ -220,7 +220,7 @@ async function idle(entry: string, url: string, port: number, conns: Conn[]): Pr
   }
   const perStream = (x: number): string => `${(((x - before) * 1024) / IDLE).toFixed(1)} KB per stream`;
   log(
-    `${IDLE} idle authenticated streams, server ${entry.endsWith('.ts') ? `${entry} through tsx (as npm start)` : `built into ${entry}, plain node`} (node flags "${SERVER_NODE_FLAGS}"; load average ${l0} at its start): server RSS ${settled.toFixed(0)} MB after 40 s idle ` +
+    `${IDLE} idle authenticated streams, server ${entry.endsWith('.ts') ? `${entry} through tsx (as the tests run it)` : `built into ${entry}, plain node (as npm start)`} (node flags "${SERVER_NODE_FLAGS}"; load average ${l0} at its start): server RSS ${settled.toFixed(0)} MB after 40 s idle ` +
       `(${perStream(settled)}), ${at5.toFixed(0)} MB 5 s after the last connected (${perStream(at5)}); ${before.toFixed(0)} MB before they connected; connected in ${connectS.toFixed(1)} s`,
   );
 
@@ -287,7 +287,7 @@ async function main(): Promise<void> {
     // The same server without tsx's loader thread (its own V8 isolate), for comparison.
     if (PHASES.has('idle-built') && IDLE > 0) {
       await stopServer(server);
-      server = await idle(await buildServer(SERVER_ENTRY), url, port, conns);
+      server = await idle(await buildServer(), url, port, conns);
       for (const c of conns) c.ws.terminate();
       conns.length = 0;
     }

@@ -6,7 +6,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
-import { build } from 'esbuild';
+import { buildServer as buildStartBundle } from '../build-server.js';
 import pg from 'pg';
 
 export interface Dev {
@@ -82,12 +82,12 @@ export function cpuSeconds(pid: number): number {
 
 /**
  * The server as `npm start` runs it (its node flags from package.json's start script, see
- * README), plus `extraFlags`; a .ts entry through tsx as npm start runs it, a built .js entry under plain node; under `ulimit -n 65536` where the hard limit allows.
+ * README), plus `extraFlags`; a .ts entry through tsx (as the tests run it), the built bundle under plain node (as npm start runs it); under `ulimit -n 65536` where the hard limit allows.
  */
 export async function startServer(entry: string, url: string, port: number, extraFlags = ''): Promise<ChildProcess> {
   const hard = Number(spawnSync('bash', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim()) || 65536;
   const nofile = Math.min(65536, hard);
-  // TypeScript through tsx, as npm start runs it; a built .js/.mjs entry under plain node.
+  // TypeScript through tsx, as the tests run it; the built bundle under plain node, as npm start runs it.
   const loader = entry.endsWith('.ts') ? '--import tsx' : '';
   const child = spawn('bash', ['-c', `ulimit -n ${nofile}; exec node ${extraFlags} ${loader} ${entry}`], {
     env: { ...process.env, DATABASE_URL: url, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', NODE_ENV: 'production' },
@@ -152,19 +152,13 @@ export function postgresCpuSince(before: ReadonlyMap<number, number>): number {
   return total;
 }
 
-/** The node flags `npm start` gives the server (package.json's start script: `tsx <flags> src/server/main.ts`). */
+/** The node flags `npm start` gives the server (package.json's start script: `node <flags> dist/server/main.mjs`). */
 export function startFlags(packageJson: string): string {
   const start = (JSON.parse(readFileSync(packageJson, 'utf8')) as { scripts: Record<string, string> }).scripts.start ?? '';
-  return /tsx ((?:--[\w-]+(?:=\S+)? )*)src\/server\/main\.ts/.exec(start)?.[1]?.trim() ?? '';
+  return /node ((?:--[\w-]+(?:=\S+)? )*)dist\/server\/main\.mjs/.exec(start)?.[1]?.trim() ?? '';
 }
 
-/**
- * The server bundled into one .mjs under .tmp/ (packages stay external, resolved from the
- * repository's node_modules), to run under plain node: what the server costs without tsx's
- * loader thread. Only for measuring: npm start runs the TypeScript through tsx.
- */
-export async function buildServer(entry: string): Promise<string> {
-  const out = '.tmp/bench-relay-server.mjs';
-  await build({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', packages: 'external', outfile: out, logLevel: 'warning' });
-  return out;
+/** The server as `npm start` runs it: bundled by scripts/build-server.ts, run under plain node. */
+export function buildServer(): Promise<string> {
+  return buildStartBundle();
 }
