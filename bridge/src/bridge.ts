@@ -13,6 +13,7 @@ import { GCHAT_USERNAME, messageIdFromEvent, txnIdFor } from './ids.js';
 import type { Logger } from './log.js';
 import { type MatrixApi, MatrixError } from './matrix/api.js';
 import { matrixFromText, textFromMatrix } from './matrix/content.js';
+import { MemberCache } from './matrix/members.js';
 import type { Metrics } from './metrics.js';
 import { SerialQueues } from './serial.js';
 import { trace } from './trace.js';
@@ -64,6 +65,7 @@ export class Bridge {
   readonly botId: string;
   private readonly queues = new SerialQueues();
   private readonly typingNow = new Map<string, boolean>();
+  private readonly members = new MemberCache();
   encryption: RoomEncryption | null = null;
 
   constructor(
@@ -114,6 +116,7 @@ export class Bridge {
   /** One event of a transaction; resolves when the event is handled (sends are durably queued). */
   async onMatrixEvent(ev: MatrixEvent): Promise<void> {
     if (!ev || typeof ev.type !== 'string' || typeof ev.room_id !== 'string' || typeof ev.sender !== 'string') return;
+    if (ev.type === 'm.room.member') this.members.changed(ev.room_id); // our ghosts' joins too
     if (this.isOurs(ev.sender)) return; // our own ghosts' and bot's events: never echoed back
     if (ev.type === 'm.room.member' && ev.content.membership === 'invite' && typeof ev.state_key === 'string' && this.isOurs(ev.state_key)) return this.onInvite(ev);
     if (ev.type === 'm.room.encryption' && ev.state_key === '') {
@@ -377,7 +380,7 @@ export class Bridge {
   private async sendAsGhost(portal: Portal, type: string, txnId: string, content: Record<string, unknown>, traceId = txnId): Promise<string> {
     const ghost = this.ghostId(portal.gchat_user);
     if (portal.encrypted && this.encryption) {
-      const members = await this.api.members(portal.room_id, { userId: ghost });
+      const members = await this.members.get(portal.room_id, () => this.api.members(portal.room_id, { userId: ghost }));
       trace(traceId, 'members');
       const invited = members.includes(portal.matrix_user) ? [] : [portal.matrix_user];
       const enc = await this.encryption.encrypt(ghost, portal.room_id, [...members, ...invited], type, content);

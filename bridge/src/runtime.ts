@@ -39,6 +39,8 @@ export async function startBridge(config: BridgeConfig, log: Logger = createLogg
       for (const ev of [...(txn.ephemeral ?? []), ...(txn['de.sorunome.msc2409.ephemeral'] ?? [])]) await bridge.onEphemeral(ev as { type: string; room_id?: string; content: Record<string, unknown> });
       // Keys this transaction brought may unlock events that came before them.
       await bridge.retryPending();
+      // Whatever crypto state the transaction changed is on disk before the homeserver hears 200.
+      await encryption?.flush();
     },
     isOurUser: (userId: string) => bridge.gchatUserOf(userId) !== null,
     async health() {

@@ -4,7 +4,10 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as sdk from 'matrix-js-sdk';
-import type { Logger } from 'matrix-js-sdk/lib/logger.js';
+import { type Logger, logger } from 'matrix-js-sdk/lib/logger.js';
+
+// The global logger (modules that do not take the client's): errors only.
+(logger as unknown as { setLevel(level: string): void }).setLevel('error');
 
 const noop = () => undefined;
 /** Errors only, and none from MatrixRTC (it reports every state event of a room it does not track). */
