@@ -363,6 +363,7 @@ export class Bridge {
     }
     if (s.status !== 'sent' && s.status !== 'failed') return;
     const ok = s.status === 'sent';
+    if (ok && !this.config.message_status_events) return; // each one is a room event: Synapse work, and Element does not show it
     const content = {
       network: 'gchat',
       'm.relates_to': { rel_type: 'm.reference', event_id: row.event_id },
