@@ -189,7 +189,8 @@ try {
   await bridge.close();
   await synapse.stop();
   await gchat.close();
-  rmSync(traceDir, { recursive: true, force: true });
+  if (!process.env.BENCH_KEEP_TRACE) rmSync(traceDir, { recursive: true, force: true });
+  else console.log(traceFile);
   if (DB_NAME) await admin(`DROP DATABASE IF EXISTS ${DB_NAME}`);
 }
 
