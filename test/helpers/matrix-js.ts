@@ -6,10 +6,17 @@ import { pathToFileURL } from 'node:url';
 import * as sdk from 'matrix-js-sdk';
 import { type Logger, logger } from 'matrix-js-sdk/lib/logger.js';
 
-// The global logger (modules that do not take the client's): errors only.
-(logger as unknown as { setLevel(level: string): void }).setLevel('error');
-
 const noop = () => undefined;
+
+// The global logger (modules that do not take the client's): errors only. Its children are made at
+// debug level and copy its methodFactory, so the filter goes there.
+type Factory = (method: string, level: number, name: string | symbol) => (...a: unknown[]) => void;
+const global = logger as unknown as { methodFactory: Factory; rebuild(): void; setLevel(level: string): void };
+const factory = global.methodFactory;
+global.methodFactory = (method, level, name) => (method === 'error' && !String(name).includes('MatrixRTC') ? factory(method, level, name) : noop);
+global.rebuild();
+global.setLevel('error');
+
 /** Errors only, and none from MatrixRTC (it reports every state event of a room it does not track). */
 function quietLogger(name = ''): Logger {
   const silent = name.includes('MatrixRTC');
