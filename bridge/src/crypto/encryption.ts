@@ -185,8 +185,8 @@ export async function startEncryption(opts: { dataDir: string; secretsKey: Buffe
       const fallback = txn['org.matrix.msc3202.device_unused_fallback_key_types'] ?? {};
       if (toDevice.length) log.debug({ toDevice: toDevice.map((e) => `${e.type}>${e.to_user_id}/${e.to_device_id}`) }, 'to-device events');
       const users = new Set<string>([...toDevice.map((e) => e.to_user_id ?? ''), ...Object.keys(counts), ...Object.keys(fallback)]);
-      if ((lists.changed?.length ?? 0) + (lists.left?.length ?? 0) > 0) for (const u of machines.keys()) users.add(u);
       const listsChanged = (lists.changed?.length ?? 0) + (lists.left?.length ?? 0) > 0;
+      if (listsChanged) for (const u of machines.keys()) users.add(u);
       let fed = false;
       for (const userId of users) {
         if (!machines.has(userId) && !opening.has(userId)) continue; // not a ghost with a device
