@@ -57,8 +57,8 @@ const traceFile = join(traceDir, 'trace.jsonl');
 process.env.GCHAT_BRIDGE_TRACE = traceFile; // inherited by the bridge process
 
 const gchat = await ServerProcess.create({ prefix: 'bench_bridge' });
-// BENCH_STATUS_EVENTS=0: the bridge without a SUCCESS status event per message (message_status_events: false).
-const STATUS_EVENTS = process.env.BENCH_STATUS_EVENTS !== '0';
+// The bridge's default config (no SUCCESS status event per message); BENCH_STATUS_EVENTS=1 turns them on.
+const STATUS_EVENTS = process.env.BENCH_STATUS_EVENTS === '1';
 console.log(`bridge: message_status_events ${STATUS_EVENTS}`);
 const bridge = await BridgeProcess.prepare({ gchatUrl: gchat.url, allowed: [`@alice:${SERVER_NAME}`], encryption: true, messageStatusEvents: STATUS_EVENTS, ...(DB_URL ? { databaseUrl: DB_URL } : {}) });
 const synapse = await Synapse.start([bridge.registrationFile], process.env.BENCH_SYNAPSE_ACCESS_LOG ? { accessLog: process.env.BENCH_SYNAPSE_ACCESS_LOG } : {});
