@@ -13,8 +13,10 @@ import { GCHAT_USERNAME, messageIdFromEvent, txnIdFor } from './ids.js';
 import type { Logger } from './log.js';
 import { type MatrixApi, MatrixError } from './matrix/api.js';
 import { matrixFromText, textFromMatrix } from './matrix/content.js';
+import { MemberCache } from './matrix/members.js';
 import type { Metrics } from './metrics.js';
 import { SerialQueues } from './serial.js';
+import { trace } from './trace.js';
 
 export type MatrixEvent = {
   type: string;
@@ -63,6 +65,7 @@ export class Bridge {
   readonly botId: string;
   private readonly queues = new SerialQueues();
   private readonly typingNow = new Map<string, boolean>();
+  private readonly members = new MemberCache();
   encryption: RoomEncryption | null = null;
 
   constructor(
@@ -113,6 +116,7 @@ export class Bridge {
   /** One event of a transaction; resolves when the event is handled (sends are durably queued). */
   async onMatrixEvent(ev: MatrixEvent): Promise<void> {
     if (!ev || typeof ev.type !== 'string' || typeof ev.room_id !== 'string' || typeof ev.sender !== 'string') return;
+    if (ev.type === 'm.room.member') this.members.changed(ev.room_id); // our ghosts' joins too
     if (this.isOurs(ev.sender)) return; // our own ghosts' and bot's events: never echoed back
     if (ev.type === 'm.room.member' && ev.content.membership === 'invite' && typeof ev.state_key === 'string' && this.isOurs(ev.state_key)) return this.onInvite(ev);
     if (ev.type === 'm.room.encryption' && ev.state_key === '') {
@@ -147,6 +151,7 @@ export class Bridge {
         return true;
       }
     }
+    if (ev.type === 'm.room.encrypted') trace(ev.event_id, 'decrypted');
     if (event.type === 'm.room.message') await this.toGChat(portal, event);
     return true;
   }
@@ -248,7 +253,9 @@ export class Bridge {
     const editOf = await ref(text.editOfEvent);
     if (text.editOfEvent && !editOf) return; // an edit of something GChat never had
     await this.db.query('INSERT INTO message_map (room_id, event_id, message_id, from_matrix) VALUES ($1, $2, $3, TRUE) ON CONFLICT DO NOTHING', [ev.room_id, ev.event_id, messageId]);
+    trace(ev.event_id, 'mapped', { mid: messageId });
     await client.sendText(portal.gchat_user, text.body, { messageId, ...(replyTo ? { replyTo } : {}), ...(editOf ? { editOf } : {}) });
+    trace(ev.event_id, 'queued');
     this.metrics.bridged.inc({ direction: 'matrix_to_gchat' });
   }
 
@@ -294,6 +301,7 @@ export class Bridge {
 
   private async attach(matrixUser: string, client: GChatClient): Promise<void> {
     client.on('message', (m) => {
+      if (!m.outgoing) trace(m.messageId, 'gchat_in');
       if (!m.outgoing) void this.queues.run(matrixUser, () => this.fromGChat(matrixUser, m)).catch((e: unknown) => this.failed('gchat_to_matrix', e));
     });
     client.on('typing', (t) =>
@@ -302,6 +310,9 @@ export class Bridge {
         if (portal) await this.api.typing(portal.room_id, this.ghostId(t.from), t.state === 'started');
       }).catch(() => undefined),
     );
+    client.on('status', (s) => {
+      if (s.status === 'sent') trace(s.messageId, 'server_ack');
+    });
     client.on('status', (s) => void this.queues.run(`status:${matrixUser}`, () => this.statusToMatrix(matrixUser, s)).catch((e: unknown) => this.failed('status', e)));
     client.on('keyChange', (k) =>
       void this.queues.run(`status:${matrixUser}`, async () => {
@@ -333,7 +344,9 @@ export class Bridge {
     this.log.debug({ room: portal.room_id, messageId: m.messageId, ts: m.ts }, 'gchat message to matrix');
     const ev = async (id: string | null) => (id ? ((await this.db.query<{ event_id: string }>('SELECT event_id FROM message_map WHERE room_id = $1 AND message_id = $2', [portal.room_id, id]))[0]?.event_id ?? null) : null);
     const content = matrixFromText(m.body, await ev(m.replyTo), await ev(m.editOf));
-    const eventId = await this.sendAsGhost(portal, 'm.room.message', txnIdFor('msg', m.messageId), content);
+    trace(m.messageId, 'portal_ready');
+    const eventId = await this.sendAsGhost(portal, 'm.room.message', txnIdFor('msg', m.messageId), content, m.messageId);
+    trace(m.messageId, 'matrix_sent', { eid: eventId });
     await this.db.query('INSERT INTO message_map (room_id, event_id, message_id, from_matrix) VALUES ($1, $2, $3, FALSE) ON CONFLICT DO NOTHING', [portal.room_id, eventId, m.messageId]);
     this.metrics.bridged.inc({ direction: 'gchat_to_matrix' });
   }
@@ -350,6 +363,7 @@ export class Bridge {
     }
     if (s.status !== 'sent' && s.status !== 'failed') return;
     const ok = s.status === 'sent';
+    if (ok && !this.config.message_status_events) return; // each one is a room event: Synapse work, and Element does not show it
     const content = {
       network: 'gchat',
       'm.relates_to': { rel_type: 'm.reference', event_id: row.event_id },
@@ -364,12 +378,14 @@ export class Bridge {
     await this.sendAsGhost(portal, 'm.room.message', txnId, { msgtype: 'm.notice', body });
   }
 
-  private async sendAsGhost(portal: Portal, type: string, txnId: string, content: Record<string, unknown>): Promise<string> {
+  private async sendAsGhost(portal: Portal, type: string, txnId: string, content: Record<string, unknown>, traceId = txnId): Promise<string> {
     const ghost = this.ghostId(portal.gchat_user);
     if (portal.encrypted && this.encryption) {
-      const members = await this.api.members(portal.room_id, { userId: ghost });
+      const members = await this.members.get(portal.room_id, () => this.api.members(portal.room_id, { userId: ghost }));
+      trace(traceId, 'members');
       const invited = members.includes(portal.matrix_user) ? [] : [portal.matrix_user];
       const enc = await this.encryption.encrypt(ghost, portal.room_id, [...members, ...invited], type, content);
+      trace(traceId, 'encrypted');
       const deviceId = this.encryption.deviceOf(ghost);
       return this.api.send(portal.room_id, 'm.room.encrypted', txnId, enc, { userId: ghost, ...(deviceId ? { deviceId } : {}) });
     }

@@ -29,6 +29,12 @@ const Schema = z
     data_dir: z.string().default('data/bridge'),
     database: z.object({ url: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional() }).strict().default({}),
     encryption: z.object({ enabled: z.boolean().default(true) }).strict().default({ enabled: true }),
+    /**
+     * A com.beeper.message_send_status event for every message delivered to GChat. Off by default (as
+     * in the mautrix bridges): one more encrypted room event per message, which Element does not show.
+     * Failures are always reported (a FAIL status event and a notice).
+     */
+    message_status_events: z.boolean().default(false),
     /** 32 random bytes, base64: encrypts the GChat keys the bridge holds for its Matrix users. */
     secrets_key: z.string().refine((s) => Buffer.from(s, 'base64').length === 32, 'must be 32 bytes in base64 (openssl rand -base64 32)'),
     allowed: z

@@ -9,6 +9,7 @@ import { appserviceApp, type Transaction } from './matrix/transactions.js';
 import { createMetrics } from './metrics.js';
 import { loadRegistration } from './registration.js';
 import { startEncryption, type Encryption } from './crypto/encryption.js';
+import { trace, tracing } from './trace.js';
 
 export interface RunningBridge {
   bridge: Bridge;
@@ -33,10 +34,13 @@ export async function startBridge(config: BridgeConfig, log: Logger = createLogg
       log.debug({ fields: Object.keys(txn), events: txn.events?.length ?? 0, toDevice: txn['de.sorunome.msc2409.to_device']?.length ?? 0 }, 'transaction');
       // Keys first: a room key that arrives with the event that needs it must be in place.
       if (encryption) await encryption.onTransaction(txn);
+      if (tracing) for (const ev of (txn.events ?? []) as { event_id?: string }[]) if (ev.event_id) trace(ev.event_id, 'keys_fed');
       for (const ev of txn.events ?? []) await bridge.onMatrixEvent(ev as MatrixEvent);
       for (const ev of [...(txn.ephemeral ?? []), ...(txn['de.sorunome.msc2409.ephemeral'] ?? [])]) await bridge.onEphemeral(ev as { type: string; room_id?: string; content: Record<string, unknown> });
       // Keys this transaction brought may unlock events that came before them.
       await bridge.retryPending();
+      // Whatever crypto state the transaction changed is on disk before the homeserver hears 200.
+      await encryption?.flush();
     },
     isOurUser: (userId: string) => bridge.gchatUserOf(userId) !== null,
     async health() {

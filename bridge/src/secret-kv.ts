@@ -7,7 +7,20 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { Json, KeyValueStore, WriteOp } from '../../src/client/storage.js';
 import type { BridgeDb } from './db.js';
 
+/** Opened values kept per store (least recently used dropped first). */
+export const SEALED_KV_CACHE_ENTRIES = 2_000;
+
+/**
+ * Reads are served from a bounded cache of opened values, written through: the client's receive
+ * and send paths read the same few keys (sessions, contacts, seen ids) for every message, and each
+ * read was a database round trip plus an AES-GCM open. Only this process writes the namespace (the
+ * bridge holds its data-dir lock), so the cache cannot go stale behind its back.
+ */
 export class SealedKeyValueStore implements KeyValueStore {
+  private readonly cache = new Map<string, Json | undefined>();
+  /** Counts writes: a read that a write overtook is returned but not cached. */
+  private writes = 0;
+
   constructor(
     private readonly db: BridgeDb,
     private readonly owner: string,
@@ -33,8 +46,22 @@ export class SealedKeyValueStore implements KeyValueStore {
   }
 
   async get(key: string): Promise<Json | undefined> {
+    if (this.cache.has(key)) {
+      const v = this.cache.get(key);
+      this.remember(key, v);
+      return structuredClone(v);
+    }
+    const before = this.writes;
     const [row] = await this.db.query<{ value: string }>('SELECT value FROM gchat_kv WHERE owner = $1 AND key = $2', [this.owner, key]);
-    return row ? this.open(key, row.value) : undefined;
+    const v = row ? this.open(key, row.value) : undefined;
+    if (this.writes === before) this.remember(key, structuredClone(v));
+    return v;
+  }
+
+  private remember(key: string, v: Json | undefined): void {
+    this.cache.delete(key); // re-inserted last: the Map's order is the eviction order
+    this.cache.set(key, v);
+    if (this.cache.size > SEALED_KV_CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
   }
 
   async list(prefix: string): Promise<[string, Json][]> {
@@ -62,12 +89,16 @@ export class SealedKeyValueStore implements KeyValueStore {
     if (dels.length) statements.push(['DELETE FROM gchat_kv WHERE owner = $1 AND key = ANY($2::text[])', [this.owner, dels]]);
     if (puts.length) statements.push([`INSERT INTO gchat_kv (owner, key, value) VALUES ${puts.join(', ')} ON CONFLICT (owner, key) DO UPDATE SET value = EXCLUDED.value`, params]);
     if (!statements.length) return;
+    this.writes++;
+    for (const k of last.keys()) this.cache.delete(k); // a failed write leaves no cached guess behind
     // One statement is atomic on its own; two need a transaction.
     if (statements.length === 1) await this.db.query(...statements[0]!);
     else
       await this.db.tx(async (sql) => {
         for (const [text, p] of statements) await sql.query(text, p);
       });
+    this.writes++;
+    for (const [k, v] of last) this.remember(k, structuredClone(v));
   }
 
   async close(): Promise<void> {}

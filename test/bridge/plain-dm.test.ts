@@ -24,7 +24,7 @@ describe.skipIf(missing)('Matrix bridge: unencrypted DM through real Synapse', (
 
   beforeAll(async () => {
     gchat = await ServerProcess.create({ prefix: 'bridge_plain' });
-    bridge = await BridgeProcess.prepare({ gchatUrl: gchat.url, allowed: [`@alice:${SERVER_NAME}`], encryption: false });
+    bridge = await BridgeProcess.prepare({ gchatUrl: gchat.url, allowed: [`@alice:${SERVER_NAME}`], encryption: false, messageStatusEvents: true });
     synapse = await Synapse.start([bridge.registrationFile]);
     await bridge.start(synapse.url);
     const a = await synapse.register('alice');

@@ -43,4 +43,20 @@ describe('the sealed key-value store on the bridge database', () => {
     expect(await a.get('k')).toBe(1);
     expect(await a.get('j')).toBeUndefined();
   });
+
+  it('reads what was last written, through its cache, and a caller changing a value read changes nothing stored', async () => {
+    const key = randomBytes(32);
+    const a = new SealedKeyValueStore(db, 'd', key);
+    await a.write([['s', { n: 1 }]]);
+    const read = (await a.get('s')) as { n: number };
+    read.n = 99;
+    expect(await a.get('s')).toEqual({ n: 1 });
+    await a.write([['s', { n: 2 }]]);
+    expect(await a.get('s')).toEqual({ n: 2 });
+    await a.write([['s', undefined]]);
+    expect(await a.get('s')).toBeUndefined();
+    await a.write([['s', { n: 3 }]]);
+    // A fresh store (a restarted bridge) reads the same from the database.
+    expect(await new SealedKeyValueStore(db, 'd', key).get('s')).toEqual({ n: 3 });
+  });
 });

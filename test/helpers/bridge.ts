@@ -31,14 +31,16 @@ export class BridgeProcess {
   }
 
   /** Writes the registration (for the homeserver to load); `start` later, once the homeserver runs. */
-  static async prepare(opts: { gchatUrl: string; allowed: string[]; encryption?: boolean }): Promise<BridgeProcess> {
+  static async prepare(opts: { gchatUrl: string; allowed: string[]; encryption?: boolean; databaseUrl?: string; messageStatusEvents?: boolean }): Promise<BridgeProcess> {
     const port = await freePort();
     const config = {
       homeserver: { url: 'http://127.0.0.1:1', domain: SERVER_NAME },
       appservice: { bind: '127.0.0.1', port, registration: 'registration.yaml' },
       gchat: { server_url: opts.gchatUrl },
       data_dir: 'data',
+      ...(opts.databaseUrl ? { database: { url: opts.databaseUrl } } : {}),
       encryption: { enabled: opts.encryption ?? true },
+      ...(opts.messageStatusEvents !== undefined ? { message_status_events: opts.messageStatusEvents } : {}),
       secrets_key: randomBytes(32).toString('base64'),
       allowed: { users: opts.allowed, domains: [] },
       log_level: process.env.BRIDGE_LOG_LEVEL ?? 'warn',

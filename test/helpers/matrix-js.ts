@@ -1,10 +1,33 @@
 /** A real Matrix user for the bridge tests: matrix-js-sdk 37 with its Rust crypto (in-memory store). */
 import 'fake-indexeddb/auto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import * as sdk from 'matrix-js-sdk';
-import { logger } from 'matrix-js-sdk/lib/logger.js';
+import { type Logger, logger } from 'matrix-js-sdk/lib/logger.js';
 
-// loglevel underneath: quiet unless something breaks.
-(logger as unknown as { setLevel(level: string): void }).setLevel('error');
+const noop = () => undefined;
+
+// The global logger (modules that do not take the client's): errors only. Its children are made at
+// debug level and copy its methodFactory, so the filter goes there.
+type Factory = (method: string, level: number, name: string | symbol) => (...a: unknown[]) => void;
+const global = logger as unknown as { methodFactory: Factory; rebuild(): void; setLevel(level: string): void };
+const factory = global.methodFactory;
+global.methodFactory = (method, level, name) => (method === 'error' && !String(name).includes('MatrixRTC') ? factory(method, level, name) : noop);
+global.rebuild();
+global.setLevel('error');
+
+/** Errors only, and none from MatrixRTC (it reports every state event of a room it does not track). */
+function quietLogger(name = ''): Logger {
+  const silent = name.includes('MatrixRTC');
+  return { trace: noop, debug: noop, info: noop, warn: noop, error: silent ? noop : (...a: unknown[]) => console.error(name, ...a), getChild: (p: string) => quietLogger(`${name}${p}`) };
+}
+
+// initRustCrypto turns the Rust crypto's tracing on at debug level (a line per step, on stdout):
+// back to errors, in the crypto-wasm copy matrix-js-sdk loads.
+const root = join(import.meta.dirname, '../..');
+const nested = join(root, 'node_modules/matrix-js-sdk/node_modules/@matrix-org/matrix-sdk-crypto-wasm/node.mjs');
+const sdkWasm = (await import(existsSync(nested) ? pathToFileURL(nested).href : '@matrix-org/matrix-sdk-crypto-wasm')) as typeof import('@matrix-org/matrix-sdk-crypto-wasm');
 
 export interface SeenEvent {
   eventId: string;
@@ -16,15 +39,20 @@ export interface SeenEvent {
   decryptionFailed: boolean;
   /** Position in the room timeline as it arrived (decryption finishes out of order). */
   order: number;
+  /** When this client had it (decrypted, if it was encrypted): performance.now(). */
+  receivedAt: number;
 }
 
 export class JsMatrixUser {
   readonly events: SeenEvent[] = [];
+  /** Called with each event as it is recorded (the benchmark times arrivals with it). */
+  readonly listeners = new Set<(e: SeenEvent) => void>();
   private constructor(readonly client: sdk.MatrixClient) {}
 
   static async start(baseUrl: string, creds: { userId: string; accessToken: string; deviceId: string }): Promise<JsMatrixUser> {
-    const client = sdk.createClient({ baseUrl, userId: creds.userId, accessToken: creds.accessToken, deviceId: creds.deviceId });
+    const client = sdk.createClient({ baseUrl, userId: creds.userId, accessToken: creds.accessToken, deviceId: creds.deviceId, logger: quietLogger() });
     await client.initRustCrypto({ useIndexedDB: false });
+    new sdkWasm.Tracing(sdkWasm.LoggerLevel.Error).turnOn();
     const u = new JsMatrixUser(client);
     const seen = new Set<string>();
     const order = new Map<string, number>();
@@ -33,7 +61,9 @@ export class JsMatrixUser {
       if (!id || seen.has(id) || ev.isBeingDecrypted()) return;
       if (ev.isEncrypted() && !ev.getClearContent() && !ev.isDecryptionFailure()) return; // wait for the Decrypted event
       seen.add(id);
-      u.events.push({ order: order.get(id) ?? Number.MAX_SAFE_INTEGER, eventId: id, roomId: ev.getRoomId() ?? '', sender: ev.getSender() ?? '', type: ev.getType(), content: ev.getContent(), encrypted: ev.isEncrypted(), decryptionFailed: ev.isDecryptionFailure() });
+      const e: SeenEvent = { order: order.get(id) ?? Number.MAX_SAFE_INTEGER, eventId: id, roomId: ev.getRoomId() ?? '', sender: ev.getSender() ?? '', type: ev.getType(), content: ev.getContent(), encrypted: ev.isEncrypted(), decryptionFailed: ev.isDecryptionFailure(), receivedAt: performance.now() };
+      u.events.push(e);
+      for (const l of u.listeners) l(e);
     };
     client.on(sdk.RoomEvent.Timeline, (ev) => {
       if (ev.getId() && !order.has(ev.getId()!)) order.set(ev.getId()!, order.size);

@@ -18,6 +18,8 @@ import { openCryptoStore } from './store.js';
 
 export interface Encryption extends RoomEncryption {
   onTransaction(txn: Transaction): Promise<void>;
+  /** Resolves when every crypto state change so far is on disk (at once when there is none). */
+  flush(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -130,6 +132,8 @@ export async function startEncryption(opts: { dataDir: string; secretsKey: Buffe
   // it could not hand over in a transaction, and deletes up to a position once we sync past it.
   const syncSince = new Map<string, string>();
   const lastCatchUp = new Map<string, number>();
+  // Per ghost, the key counts it was last fed (bounded by the ghosts with a machine).
+  const lastKeyState = new Map<string, string>();
   const TO_DEVICE_ONLY = JSON.stringify({ room: { rooms: [] }, presence: { types: [] }, account_data: { types: [] } });
 
   function machineOf(userId: string): Promise<{ machine: wasm.OlmMachine; deviceId: string }> {
@@ -181,16 +185,25 @@ export async function startEncryption(opts: { dataDir: string; secretsKey: Buffe
       const fallback = txn['org.matrix.msc3202.device_unused_fallback_key_types'] ?? {};
       if (toDevice.length) log.debug({ toDevice: toDevice.map((e) => `${e.type}>${e.to_user_id}/${e.to_device_id}`) }, 'to-device events');
       const users = new Set<string>([...toDevice.map((e) => e.to_user_id ?? ''), ...Object.keys(counts), ...Object.keys(fallback)]);
-      if ((lists.changed?.length ?? 0) + (lists.left?.length ?? 0) > 0) for (const u of machines.keys()) users.add(u);
+      const listsChanged = (lists.changed?.length ?? 0) + (lists.left?.length ?? 0) > 0;
+      if (listsChanged) for (const u of machines.keys()) users.add(u);
+      let fed = false;
       for (const userId of users) {
         if (!machines.has(userId) && !opening.has(userId)) continue; // not a ghost with a device
         await queues.run(userId, async () => {
           const m = await machineOf(userId);
           const mine = toDevice.filter((e) => e.to_user_id === userId && (!e.to_device_id || e.to_device_id === m.deviceId || e.to_device_id === '*'));
+          // Synapse repeats every ghost's key counts in each transaction of its rooms: a machine with
+          // no to-device event, no device-list change and the counts it was last given has nothing to
+          // learn (feeding it anyway costs a store write and an fsync per ghost per transaction).
+          const keyState = JSON.stringify([counts[userId]?.[m.deviceId] ?? null, fallback[userId]?.[m.deviceId] ?? null]);
+          if (!mine.length && !listsChanged && lastKeyState.get(userId) === keyState) return;
           await feed(userId, m, mine, lists, counts[userId]?.[m.deviceId], fallback[userId]?.[m.deviceId]);
+          lastKeyState.set(userId, keyState);
+          fed = true;
         });
       }
-      await store.flush();
+      if (fed) await store.flush();
     },
 
     async encrypt(ghostId, roomId, members, type, content) {
@@ -225,6 +238,8 @@ export async function startEncryption(opts: { dataDir: string; secretsKey: Buffe
         }
       });
     },
+
+    flush: () => store.flush(),
 
     async close() {
       await queues.idle();

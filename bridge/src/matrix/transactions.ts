@@ -8,6 +8,7 @@ import express, { type Request, type Response } from 'express';
 import type { BridgeDb } from '../db.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
+import { trace, tracing } from '../trace.js';
 
 export interface Transaction {
   events?: unknown[];
@@ -49,10 +50,13 @@ export function appserviceApp(opts: { hsToken: string; db: BridgeDb; handler: Tr
     const txnId = String(req.params.txnId);
     const body = req.body as unknown;
     if (!body || typeof body !== 'object' || Array.isArray(body)) return void res.status(400).json({ errcode: 'M_BAD_JSON', error: 'transaction body must be an object' });
+    const events = tracing ? ((body as { events?: { event_id?: string; origin_server_ts?: number }[] }).events ?? []) : [];
+    for (const e of events) if (e.event_id) trace(e.event_id, 'txn_in', { origin: e.origin_server_ts ?? 0 });
     // One transaction at a time, in order (the homeserver sends them so; a retry may overlap).
     const run = chain.then(async () => {
       const [seen] = await db.query('SELECT 1 FROM as_txns WHERE txn_id = $1', [txnId]);
       if (seen) return;
+      for (const e of events) if (e.event_id) trace(e.event_id, 'txn_start');
       const end = metrics.txnSeconds.startTimer();
       await handler.transaction(body as Transaction);
       await db.query('INSERT INTO as_txns (txn_id, done_at) VALUES ($1, $2) ON CONFLICT DO NOTHING', [txnId, Date.now()]);
@@ -62,6 +66,7 @@ export function appserviceApp(opts: { hsToken: string; db: BridgeDb; handler: Tr
     try {
       await run;
       res.json({});
+      for (const e of events) if (e.event_id) trace(e.event_id, 'txn_done');
     } catch (e) {
       log.error({ txnId, err: (e as Error).message }, 'transaction failed; the homeserver will retry it');
       res.status(500).json({ errcode: 'M_UNKNOWN', error: 'transaction failed, retry later' });
