@@ -159,8 +159,16 @@ export async function axeViolations(page: Page): Promise<{ id: string; impact: s
   // Added through the DevTools protocol, not a <script> tag: the page's CSP stays as strict as users get it.
   await page.evaluate(source);
   // axe measures what is on screen now: let fades (e.g. message actions after the pointer leaves)
-  // come to rest first, or a half-transparent control reads as low contrast.
-  await page.evaluate(() => Promise.all(document.getAnimations().map((a) => a.finished.catch(() => undefined))));
+  // come to rest first, or a half-transparent control reads as low contrast. Endless animations
+  // (a ringing call) never finish and are left running.
+  await page.evaluate(() =>
+    Promise.all(
+      document
+        .getAnimations()
+        .filter((a) => a.effect?.getTiming().iterations !== Infinity)
+        .map((a) => a.finished.catch(() => undefined)),
+    ),
+  );
   const result = (await page.evaluate(async () => {
     const axe = (globalThis as unknown as { axe: { run: (ctx: Document, o: object) => Promise<{ violations: { id: string; impact: string; nodes: { target: string[] }[] }[] }> } }).axe;
     const r = await axe.run(document, { resultTypes: ['violations'] });
