@@ -27,7 +27,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { WebSocket } from 'ws';
 import { newMessageId } from '../../src/protocol/content.js';
 import { systemRandom } from '../../src/protocol/primitives.js';
 import { openDatabase } from '../../src/server/db.js';
@@ -36,6 +35,8 @@ import { ALL_SENDERS, QueueRepository, deviceRef } from '../../src/server/delive
 import { AppSqlDatabase, PgSqlDatabase } from '../../src/server/delivery/sql.js';
 import { freePort } from '../../test/helpers/server-process.js';
 import { loadNow, printMachine } from './machine.js';
+import { connect, send } from './relay-client.js';
+import type { Dev as RelayDev } from './relay-setup.js';
 
 const ADMIN_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
@@ -46,11 +47,8 @@ const BODY = Buffer.concat([Buffer.of(0x01, 0x02), randomBytes(214)]).toString('
 const DAY = 86_400_000;
 
 type Exec = (sql: string, params?: unknown[]) => Promise<Record<string, unknown>[]>;
-interface Dev {
-  username: string;
-  accountId: string;
-  token: string;
-  key: string;
+interface Dev extends RelayDev {
+  readonly accountId: string;
 }
 
 const log = (s: string): void => void process.stdout.write(`${s}\n`);
@@ -130,7 +128,7 @@ async function seedPeople(exec: Exec, prefix: string, n: number): Promise<Dev[]>
        SELECT id, 1, decode($2, 'hex'), decode(repeat('00', 64), 'hex'), decode($3, 'hex') FROM a RETURNING account_id::text AS id`,
       [username, ik.toString('hex'), createHash('sha256').update(token).digest('hex')],
     );
-    devs.push({ username, accountId: String(r[0]!.id), token, key: ik.toString('base64url') });
+    devs.push({ username, device: 1, accountId: String(r[0]!.id), token, key: ik.toString('base64url') });
   }
   return devs;
 }
@@ -174,40 +172,6 @@ async function stopServer(child: ChildProcess): Promise<void> {
 
 // ---- load ---------------------------------------------------------------------------------
 
-interface Conn {
-  ws: WebSocket;
-  pending: Map<string, () => void>;
-  rid: number;
-}
-
-function connect(port: number, dev: Dev, onEnvelopes?: (n: number, mids: string[]) => void): Promise<Conn> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/stream`, ['gchat.v1'], { headers: { authorization: `Bearer ${dev.token}` }, perMessageDeflate: false });
-    const conn: Conn = { ws, pending: new Map(), rid: 0 };
-    ws.on('message', (data) => {
-      const f = JSON.parse(data.toString()) as { op: string; rid?: string; status?: number; envelopes?: { id: string; message_id: string }[] };
-      if (f.op === 'envelopes' && f.envelopes) {
-        ws.send(JSON.stringify({ op: 'ack', ids: f.envelopes.map((e) => e.id) }));
-        onEnvelopes?.(f.envelopes.length, f.envelopes.map((e) => e.message_id));
-      } else if (f.op === 'sent' && f.rid) {
-        if (f.status !== 200) throw new Error(`send refused: ${f.status}`);
-        conn.pending.get(f.rid)?.();
-        conn.pending.delete(f.rid);
-      }
-    });
-    ws.once('open', () => resolve(conn));
-    ws.once('error', reject);
-  });
-}
-
-function send(conn: Conn, to: Dev, mid: string): Promise<void> {
-  const rid = String(++conn.rid);
-  return new Promise((resolve) => {
-    conn.pending.set(rid, resolve);
-    conn.ws.send(JSON.stringify({ op: 'send', rid, message_id: mid, recipient: to.username, copies: [{ user: to.username, device: 1, key: to.key, type: 2, body: BODY }] }));
-  });
-}
-
 interface Load {
   /** Closed loop: sends accepted/s, acks/s, p99 of send -> answer. */
   closed(seconds: number): Promise<{ sends: number; acks: number; p99: number }>;
@@ -219,7 +183,7 @@ interface Load {
 async function load(port: number, senders: Dev[], receivers: Dev[]): Promise<Load> {
   let acks = 0;
   const tx = await Promise.all(senders.map((s) => connect(port, s)));
-  const rx = await Promise.all(receivers.map((r) => connect(port, r, (n) => (acks += n))));
+  const rx = await Promise.all(receivers.map((r) => connect(port, r, (mids) => (acks += mids.length))));
   return {
     async closed(seconds) {
       const lat: number[] = [];
@@ -231,7 +195,7 @@ async function load(port: number, senders: Dev[], receivers: Dev[]): Promise<Loa
           Array.from({ length: WINDOW }, async () => {
             while (performance.now() < end) {
               const t0 = performance.now();
-              await send(c, receivers[i]!, newMessageId(Date.now(), systemRandom));
+              await send(c, receivers[i]!, newMessageId(Date.now(), systemRandom), BODY);
               lat.push(performance.now() - t0);
               sent++;
             }
@@ -254,7 +218,7 @@ async function load(port: number, senders: Dev[], receivers: Dev[]): Promise<Loa
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         const i = k % tx.length;
         const s = performance.now();
-        inflight.push(send(tx[i]!, receivers[i]!, newMessageId(Date.now(), systemRandom)).then(() => void lat.push(performance.now() - s)));
+        inflight.push(send(tx[i]!, receivers[i]!, newMessageId(Date.now(), systemRandom), BODY).then(() => void lat.push(performance.now() - s)));
         k++;
       }
       await done;
