@@ -123,7 +123,8 @@ describe.skipIf(!present)('schemathesis finds no disagreement between the docume
     );
     const summary = r.out.slice(r.out.lastIndexOf('=== SUMMARY') >= 0 ? r.out.lastIndexOf('=== SUMMARY') - 40 : 0);
     if (r.code !== 0) console.error(r.out.slice(-30_000));
-    else console.log(r.out.split('\n').filter((l) => /^\s*(✅|❌|⏭|⚠️|Test cases|Scenarios|=+ .* in )/.test(l)).join('\n'));
+    // Only the closing summary: the progress lines redraw themselves with cursor escapes.
+    else console.log(r.out.slice(Math.max(0, r.out.lastIndexOf('SUMMARY'))).replace(/\x1b\[[0-9;]*[A-Za-z]/g, ''));
     // Every operation of the served document was tested.
     const doc = (await (await fetch(`${server.url}/v1/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
     const operations = Object.values(doc.paths).reduce((n, p) => n + Object.keys(p).filter((k) => ['get', 'put', 'post', 'delete', 'patch'].includes(k)).length, 0);
