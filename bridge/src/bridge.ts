@@ -301,8 +301,9 @@ export class Bridge {
 
   private async attach(matrixUser: string, client: GChatClient): Promise<void> {
     client.on('message', (m) => {
-      if (!m.outgoing) trace(m.messageId, 'gchat_in');
-      if (!m.outgoing) void this.queues.run(matrixUser, () => this.fromGChat(matrixUser, m)).catch((e: unknown) => this.failed('gchat_to_matrix', e));
+      if (m.outgoing) return;
+      trace(m.messageId, 'gchat_in');
+      void this.queues.run(matrixUser, () => this.fromGChat(matrixUser, m)).catch((e: unknown) => this.failed('gchat_to_matrix', e));
     });
     client.on('typing', (t) =>
       void this.queues.run(`typing:${matrixUser}`, async () => {
@@ -312,8 +313,8 @@ export class Bridge {
     );
     client.on('status', (s) => {
       if (s.status === 'sent') trace(s.messageId, 'server_ack');
+      void this.queues.run(`status:${matrixUser}`, () => this.statusToMatrix(matrixUser, s)).catch((e: unknown) => this.failed('status', e));
     });
-    client.on('status', (s) => void this.queues.run(`status:${matrixUser}`, () => this.statusToMatrix(matrixUser, s)).catch((e: unknown) => this.failed('status', e)));
     client.on('keyChange', (k) =>
       void this.queues.run(`status:${matrixUser}`, async () => {
         const portal = await this.portalOf(matrixUser, k.userId);

@@ -6,8 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { type Server, createServer } from 'node:http';
 import { join } from 'node:path';
-import { build } from 'esbuild';
 import { type Browser, type Page, chromium } from 'playwright-core';
+import { bundleForBrowser } from '../../test/browser/bundle.js';
 import { pqcleanWasmPath } from '../../src/platform/ml-kem-node.js';
 import type { KdfResult } from './types.js';
 
@@ -26,16 +26,7 @@ export interface BrowserSide {
 }
 
 export async function startBrowserSide(): Promise<BrowserSide> {
-  const bundle = await build({
-    entryPoints: [join(import.meta.dirname, 'crypto-browser-entry.ts')],
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    write: false,
-    logLevel: 'silent',
-  });
-  const js = bundle.outputFiles[0]!.contents;
+  const js = await bundleForBrowser(join(import.meta.dirname, 'crypto-browser-entry.ts'));
   const wasm = readFileSync(pqcleanWasmPath());
   const server: Server = createServer((req, res) => {
     if (req.url === '/bundle.js') return res.writeHead(200, { 'content-type': 'text/javascript' }).end(js);

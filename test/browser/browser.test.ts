@@ -5,8 +5,8 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { type Server, createServer } from 'node:http';
 import { join } from 'node:path';
-import { build } from 'esbuild';
 import { type Browser, type Page, chromium } from 'playwright-core';
+import { bundleForBrowser } from './bundle.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -23,16 +23,7 @@ let url: string;
 
 describe.runIf(present)('in Chromium', () => {
   beforeAll(async () => {
-    const bundle = await build({
-      entryPoints: [join(import.meta.dirname, 'entry.ts')],
-      bundle: true,
-      format: 'esm',
-      platform: 'browser',
-      target: 'es2022',
-      write: false,
-      logLevel: 'silent',
-    });
-    const js = bundle.outputFiles[0]!.contents;
+    const js = await bundleForBrowser(join(import.meta.dirname, 'entry.ts'));
     server = createServer((req, res) => {
       if (req.url === '/bundle.js') return res.writeHead(200, { 'content-type': 'text/javascript' }).end(js);
       if (req.url === '/') return res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><script type="module" src="/bundle.js"></script>');

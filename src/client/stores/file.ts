@@ -43,6 +43,8 @@ export class FileKeyValueStore implements KeyValueStore, CompactingStore {
   /** Entries of the groups in memory, values as JSON text. */
   private readonly data = new OrderedMap<string>();
   private manifest: Manifest = { generation: 0, groups: {} };
+  /** The manifest's group files in bytes, kept with it: every write compares the log against it. */
+  private snapshotBytes = 0;
   /** Groups still on disk only, with the writes (log replay, new batches) that wait for their load. */
   private readonly unloaded = new Map<string, [string, string | undefined][]>();
   /** Groups changed since the last fold: the next fold rewrites them. */
@@ -75,7 +77,7 @@ export class FileKeyValueStore implements KeyValueStore, CompactingStore {
   private load(): boolean {
     let migrate = false;
     if (existsSync(join(this.dir, MANIFEST))) {
-      this.manifest = JSON.parse(readFileSync(join(this.dir, MANIFEST), 'utf8')) as Manifest;
+      this.useManifest(JSON.parse(readFileSync(join(this.dir, MANIFEST), 'utf8')) as Manifest);
       for (const [name, g] of Object.entries(this.manifest.groups)) {
         if (g.bytes <= EAGER_GROUP_BYTES) this.data.load(groupEntries(readFileSync(join(this.dir, g.file), 'utf8')));
         else this.unloaded.set(name, []);
@@ -152,9 +154,13 @@ export class FileKeyValueStore implements KeyValueStore, CompactingStore {
     this.fold();
   }
 
+  private useManifest(m: Manifest): void {
+    this.manifest = m;
+    this.snapshotBytes = Object.values(m.groups).reduce((n, g) => n + g.bytes, 0);
+  }
+
   private foldDue(): boolean {
-    const snapshot = Object.values(this.manifest.groups).reduce((n, g) => n + g.bytes, 0);
-    return this.logBytes > Math.max(COMPACT_MIN_BYTES, snapshot / 4);
+    return this.logBytes > Math.max(COMPACT_MIN_BYTES, this.snapshotBytes / 4);
   }
 
   /**
@@ -185,7 +191,7 @@ export class FileKeyValueStore implements KeyValueStore, CompactingStore {
     const tmp = join(this.dir, `${MANIFEST}.tmp`);
     writeFileSynced(tmp, [JSON.stringify(next)]);
     renameSync(tmp, join(this.dir, MANIFEST));
-    this.manifest = next;
+    this.useManifest(next);
     this.dirty.clear();
     closeSync(this.logFd);
     this.logFd = openSync(join(this.dir, LOG), 'w');

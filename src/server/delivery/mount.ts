@@ -12,7 +12,7 @@ import { messageRoutes } from '../routes/messages.js';
 import type { AuthContext } from '../services/deps.js';
 import type { RunningServer } from '../server.js';
 import { createDelivery, type Delivery } from './index.js';
-import { deviceRef, QueueRepository, queueRemovedDevice } from './queue-repository.js';
+import { deviceRef, queueRemovedDevice } from './queue-repository.js';
 import type { Sender } from './send-service.js';
 import { AppSqlDatabase, PgSqlDatabase } from './sql.js';
 
@@ -48,7 +48,7 @@ export function mountDelivery(config: Config, deps: AppDeps, opts: { now?: () =>
   deps.metrics.bindDelivery({
     streams: () => delivery.hub.size,
     // Per-device totals, not count(*) over every envelope on each scrape (issue 13).
-    queued: () => new QueueRepository(sql).waitingTotal(),
+    queued: () => delivery.repo.waitingTotal(),
   });
   // In the removal's transaction: GC collects the device's queue once (migration 0006).
   deps.deviceRemoval.inTransaction((tx, e) => queueRemovedDevice(tx, e.accountId, e.deviceId, now()));
