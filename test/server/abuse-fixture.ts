@@ -8,7 +8,9 @@ import net from 'node:net';
 import { expect } from 'vitest';
 import { toBase64url } from '../../src/protocol/bytes.js';
 import { TYPE_MESSAGE, WIRE_VERSION } from '../../src/protocol/wire.js';
+import { loadConfig } from '../../src/server/config.js';
 import type { Database } from '../../src/server/db.js';
+import { CHECK_BUCKET_MS } from '../../src/server/push/dispatcher.js';
 import { registered, waitFor } from '../helpers/clients.js';
 import type { CallOptions, CallResult, TestServer } from '../helpers/server.js';
 
@@ -200,18 +202,28 @@ export async function expectServing(server: TestServer): Promise<void> {
 }
 
 /**
- * Waits until the tables stop changing (two equal digests 500 ms apart): the honest pair's receipts
- * and acks trail its round trip, and would otherwise show in the next comparison.
+ * How long the tables must stay unchanged to count as settled: longer than the work a commit
+ * defers in the server (the push check after its grace, which stamps push_registrations), or a
+ * wake-up due to an earlier send lands in the middle of the next comparison.
+ */
+const QUIET_MS = loadConfig({}).push.graceMs + CHECK_BUCKET_MS + 500;
+
+/**
+ * Waits until the tables stop changing (equal digests for QUIET_MS, read every 500 ms): the honest
+ * pair's receipts and acks trail its round trip, and would otherwise show in the next comparison.
  */
 export async function settle(db: Database, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = JSON.stringify(await snapshotAll(db));
+  let since = Date.now();
   for (;;) {
     await new Promise((r) => setTimeout(r, 500));
     const now = JSON.stringify(await snapshotAll(db));
-    if (now === last) return;
+    if (now !== last) {
+      last = now;
+      since = Date.now();
+    } else if (Date.now() - since >= QUIET_MS) return;
     if (Date.now() > deadline) throw new Error('the tables kept changing');
-    last = now;
   }
 }
 
