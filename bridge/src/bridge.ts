@@ -251,7 +251,11 @@ export class Bridge {
     const ref = async (eventId: string | null) => (eventId ? ((await this.db.query<{ message_id: string }>('SELECT message_id FROM message_map WHERE room_id = $1 AND event_id = $2', [ev.room_id, eventId]))[0]?.message_id ?? null) : null);
     const replyTo = await ref(text.replyToEvent);
     const editOf = await ref(text.editOfEvent);
-    if (text.editOfEvent && !editOf) return; // an edit of something GChat never had
+    if (text.editOfEvent && !editOf) {
+      this.log.debug({ room: ev.room_id, event: ev.event_id }, 'matrix edit of a message GChat never had: dropped');
+      return;
+    }
+    this.log.debug({ room: ev.room_id, event: ev.event_id, messageId }, 'matrix message to gchat');
     await this.db.query('INSERT INTO message_map (room_id, event_id, message_id, from_matrix) VALUES ($1, $2, $3, TRUE) ON CONFLICT DO NOTHING', [ev.room_id, ev.event_id, messageId]);
     trace(ev.event_id, 'mapped', { mid: messageId });
     await client.sendText(portal.gchat_user, text.body, { messageId, ...(replyTo ? { replyTo } : {}), ...(editOf ? { editOf } : {}) });
@@ -271,6 +275,7 @@ export class Bridge {
         const readers = (byType as Record<string, Record<string, unknown>>)['m.read'] ?? {};
         if (!(portal.matrix_user in readers)) continue;
         const [target] = await this.db.query<{ message_id: string }>('SELECT message_id FROM message_map WHERE room_id = $1 AND event_id = $2 AND NOT from_matrix', [portal.room_id, eventId]);
+        this.log.debug({ room: portal.room_id, event: eventId, messageId: target?.message_id ?? null }, 'matrix read receipt');
         if (target) await this.markReadUpTo(portal, client, target.message_id);
       }
     } else if (ev.type === 'm.typing') {
@@ -293,6 +298,7 @@ export class Bridge {
     const after = mark ? Number(mark.ts) : -Infinity;
     if (target.ts <= after) return; // an older receipt arriving late: already covered
     const ids = (await client.messages(portal.gchat_user)).filter((m) => !m.outgoing && m.ts > after && m.ts <= target.ts).map((m) => m.messageId);
+    this.log.debug({ room: portal.room_id, read: ids.length }, 'gchat messages marked read');
     await client.markRead(portal.gchat_user, ids);
     await this.db.query('INSERT INTO read_marks (room_id, ts) VALUES ($1, $2) ON CONFLICT (room_id) DO UPDATE SET ts = GREATEST(read_marks.ts, EXCLUDED.ts)', [portal.room_id, target.ts]);
   }

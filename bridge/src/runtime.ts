@@ -5,6 +5,7 @@ import { Bridge, type MatrixEvent } from './bridge.js';
 import type { BridgeConfig } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { MatrixApi } from './matrix/api.js';
+import { type Pinger, pingUntilReachable } from './matrix/ping.js';
 import { appserviceApp, type Transaction } from './matrix/transactions.js';
 import { createMetrics } from './metrics.js';
 import { loadRegistration } from './registration.js';
@@ -29,14 +30,16 @@ export async function startBridge(config: BridgeConfig, log: Logger = createLogg
     bridge.encryption = encryption;
   }
 
+  let pinger: Pinger | null = null;
   const handler = {
     async transaction(txn: Transaction) {
-      log.debug({ fields: Object.keys(txn), events: txn.events?.length ?? 0, toDevice: txn['de.sorunome.msc2409.to_device']?.length ?? 0 }, 'transaction');
+      const ephemeral = [...(txn.ephemeral ?? []), ...(txn['de.sorunome.msc2409.ephemeral'] ?? [])] as { type: string; room_id?: string; content: Record<string, unknown> }[];
+      log.debug({ fields: Object.keys(txn), events: txn.events?.length ?? 0, toDevice: txn['de.sorunome.msc2409.to_device']?.length ?? 0, ephemeral: ephemeral.map((e) => e?.type) }, 'transaction');
       // Keys first: a room key that arrives with the event that needs it must be in place.
       if (encryption) await encryption.onTransaction(txn);
       if (tracing) for (const ev of (txn.events ?? []) as { event_id?: string }[]) if (ev.event_id) trace(ev.event_id, 'keys_fed');
       for (const ev of txn.events ?? []) await bridge.onMatrixEvent(ev as MatrixEvent);
-      for (const ev of [...(txn.ephemeral ?? []), ...(txn['de.sorunome.msc2409.ephemeral'] ?? [])]) await bridge.onEphemeral(ev as { type: string; room_id?: string; content: Record<string, unknown> });
+      for (const ev of ephemeral) await bridge.onEphemeral(ev);
       // Keys this transaction brought may unlock events that came before them.
       await bridge.retryPending();
       // Whatever crypto state the transaction changed is on disk before the homeserver hears 200.
@@ -45,7 +48,7 @@ export async function startBridge(config: BridgeConfig, log: Logger = createLogg
     isOurUser: (userId: string) => bridge.gchatUserOf(userId) !== null,
     async health() {
       await db.query('SELECT 1');
-      return { encryption: !!encryption };
+      return { encryption: !!encryption, homeserver_reaches_bridge: pinger?.reached ?? false };
     },
   };
   const inbound = appserviceApp({ hsToken: registration.hs_token, db, handler, log, metrics });
@@ -56,6 +59,8 @@ export async function startBridge(config: BridgeConfig, log: Logger = createLogg
     const s = app.listen(config.appservice.port, config.appservice.bind, () => resolve(s));
     s.once('error', reject);
   });
+  // Listening: the homeserver can call us back, so it can leave its recovery mode now rather than at its next backoff.
+  pinger = pingUntilReachable(api, registration.id, log);
   await bridge.accounts.startAll();
   log.info({ port: config.appservice.port }, 'bridge listening');
   return {
@@ -63,6 +68,7 @@ export async function startBridge(config: BridgeConfig, log: Logger = createLogg
     url: `http://${config.appservice.bind}:${config.appservice.port}`,
     async stop() {
       clearInterval(retry);
+      pinger?.stop();
       await new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections();
       await bridge.stop();

@@ -46,7 +46,9 @@ describe.skipIf(missing)('Matrix bridge: encrypted DM through real Synapse, with
   });
 
   it(`${N} messages each way with replies and edits, exactly once, decrypted, in order`, async () => {
-    onTestFailed(() => console.log(`bridge log:\n${bridge.log}`));
+    // What a person would check first: which messages are missing on which side.
+    let missing = (): string => '';
+    onTestFailed(() => console.log(`${missing()}synapse log:\n${synapse.log.slice(-6_000)}\nbridge log:\n${bridge.log}`));
     const { room_id: room } = await alice.client.createRoom({
       invite: [ghost],
       is_direct: true,
@@ -61,6 +63,11 @@ describe.skipIf(missing)('Matrix bridge: encrypted DM through real Synapse, with
 
     const fromBob = () => alice.messages(room, ghost);
     const fromAlice = () => bob.seen.messages.filter((m) => m.sender === aliceOnGChat);
+    missing = () => {
+      const absent = (want: string, have: Set<unknown>) => Array.from({ length: N }, (_, i) => `${want} ${i}`).filter((b) => !have.has(b)).join(', ') || 'none';
+      return `bob has ${fromAlice().length} from alice, missing: ${absent('m2g', new Set(fromAlice().map((m) => m.body)))}\n` +
+        `alice has ${fromBob().length} from bob, missing: ${absent('g2m', new Set(fromBob().map((e) => e.content.body)))}\n`;
+    };
     const aliceEvents: string[] = [];
     const bobIds: string[] = [];
 

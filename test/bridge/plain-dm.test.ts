@@ -21,6 +21,7 @@ describe.skipIf(missing)('Matrix bridge: unencrypted DM through real Synapse', (
   let alice: PlainMatrixUser;
   let bob: { client: GChatClient; seen: Observer };
   const ghost = `@gchat_bob:${SERVER_NAME}`;
+  let dm = ''; // the portal the first test opens
 
   beforeAll(async () => {
     gchat = await ServerProcess.create({ prefix: 'bridge_plain' });
@@ -43,6 +44,7 @@ describe.skipIf(missing)('Matrix bridge: unencrypted DM through real Synapse', (
 
   it('bridges text, replies, edits, cumulative read receipts, typing and delivery status both ways, once each', async () => {
     const { room_id: room } = await alice.call<{ room_id: string }>('POST', '/_matrix/client/v3/createRoom', { invite: [ghost], is_direct: true, preset: 'trusted_private_chat' });
+    dm = room;
     await waitFor('the ghost to join', async () => (await alice.call<{ joined: Record<string, unknown> }>('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(room)}/joined_members`)).joined[ghost] !== undefined);
     const aliceOnGChat = gchatUsernameFor(alice.userId);
 
@@ -97,6 +99,27 @@ describe.skipIf(missing)('Matrix bridge: unencrypted DM through real Synapse', (
       const n = Number(new RegExp(`^gchat_bridge_events_bridged_total\\{direction="${direction}"\\} (\\d+)$`, 'm').exec(metrics)?.[1] ?? 0);
       expect(n, direction).toBeGreaterThanOrEqual(2);
     }
+  });
+
+  it('after a crash, pings the homeserver out of its recovery mode: what was sent meanwhile arrives, then typing crosses again', async () => {
+    // Synapse marks a bridge down when a transaction fails, retries on a backoff, and until then
+    // drops ephemeral events (typing, receipts): the bridge's ping on start makes it retry at once.
+    expect(dm, 'the portal of the first test').not.toBe('');
+    const room = dm;
+    const aliceOnGChat = gchatUsernameFor(alice.userId);
+    await bridge.kill('SIGKILL');
+    await alice.send(room, { msgtype: 'm.text', body: 'sent while the bridge was down' });
+    await new Promise((r) => setTimeout(r, 3_000)); // Synapse's first retry (after 2 s) fails too: its next is 4 s later
+    await bridge.start();
+    await waitFor('the homeserver to reach the restarted bridge', async () => ((await (await fetch(`${bridge.url}/health`)).json()) as { homeserver_reaches_bridge?: boolean }).homeserver_reaches_bridge === true, 10_000);
+    await waitFor('bob to get what was sent while the bridge was down', () => bob.seen.messages.some((m) => m.body === 'sent while the bridge was down'), 10_000);
+    const typing: string[] = [];
+    bob.client.on('typing', (t) => typing.push(`${t.from}:${t.state}`));
+    // (She was still typing from the first test: Synapse sends typing only when it changes.)
+    const typingPath = `/_matrix/client/v3/rooms/${encodeURIComponent(room)}/typing/${encodeURIComponent(alice.userId)}`;
+    await alice.call('PUT', typingPath, { typing: false });
+    await alice.call('PUT', typingPath, { typing: true, timeout: 30000 });
+    await waitFor('bob to see alice typing after the restart', () => typing.includes(`${aliceOnGChat}:started`), 10_000);
   });
 
   it('politely refuses a Matrix user the configuration does not allow, and makes no GChat account', async () => {

@@ -76,8 +76,9 @@ export class Synapse {
       rc_room_creation: relaxed,
     };
     writeFileSync(join(dir, 'homeserver.yaml'), stringify(config));
+    // The appservice scheduler at INFO: when a bridge test fails, whether Synapse held the bridge for down (its recoverer) is in the log.
     const access = opts.accessLog ? { handlers: { a: { class: 'logging.FileHandler', filename: opts.accessLog, formatter: 'f' } }, loggers: { 'synapse.access.http': { level: 'INFO', handlers: ['a'], propagate: false } } } : { handlers: {}, loggers: {} };
-    const logConfig = { version: 1, formatters: { f: { format: '%(asctime)s %(levelname)s %(name)s %(message)s' } }, handlers: { h: { class: 'logging.StreamHandler', formatter: 'f' }, ...access.handlers }, loggers: access.loggers, root: { level: 'WARNING', handlers: ['h'] }, disable_existing_loggers: false };
+    const logConfig = { version: 1, formatters: { f: { format: '%(asctime)s %(levelname)s %(name)s %(message)s' } }, handlers: { h: { class: 'logging.StreamHandler', formatter: 'f' }, ...access.handlers }, loggers: { ...access.loggers, 'synapse.appservice.scheduler': { level: 'INFO' } }, root: { level: 'WARNING', handlers: ['h'] }, disable_existing_loggers: false };
     writeFileSync(join(dir, 'log.yaml'), stringify(logConfig));
     const keys = spawnSync(python, ['-m', 'synapse.app.homeserver', '-c', join(dir, 'homeserver.yaml'), '--generate-keys'], { encoding: 'utf8' });
     if (keys.status !== 0) throw new Error(`synapse --generate-keys failed: ${keys.stderr}`);

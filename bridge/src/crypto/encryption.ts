@@ -124,7 +124,11 @@ export async function startEncryption(opts: { dataDir: string; secretsKey: Buffe
       new Map(Object.entries(counts ?? {})),
       fallback ? new Set(fallback) : undefined,
     );
-    if (processed.length) log.debug({ ghost: userId, processed: processed.map((p) => `${p.type}${'utdInfo' in p ? `:${JSON.stringify((p as wasm.UTDToDeviceEvent).utdInfo)}` : ''}`) }, 'to-device processed');
+    if (processed.length) {
+      // Type names and, for a failure, wasm's reason code (never the event: it may carry keys).
+      const what = processed.map((p) => (p.type === wasm.ProcessedToDeviceEventType.UnableToDecrypt ? `unable_to_decrypt:${(p as wasm.UTDToDeviceEvent).utdInfo.reason}` : wasm.ProcessedToDeviceEventType[p.type]));
+      log.debug({ ghost: userId, processed: what }, 'to-device processed');
+    }
     await flushOutgoing(userId, m);
   }
 
