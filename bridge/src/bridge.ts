@@ -13,6 +13,7 @@ import { GCHAT_USERNAME, messageIdFromEvent, txnIdFor } from './ids.js';
 import type { Logger } from './log.js';
 import { type MatrixApi, MatrixError } from './matrix/api.js';
 import { matrixFromText, textFromMatrix } from './matrix/content.js';
+import { GapCheck } from './matrix/gaps.js';
 import { MemberCache } from './matrix/members.js';
 import type { Metrics } from './metrics.js';
 import { SerialQueues } from './serial.js';
@@ -66,6 +67,8 @@ export class Bridge {
   private readonly queues = new SerialQueues();
   private readonly typingNow = new Map<string, boolean>();
   private readonly members = new MemberCache();
+  /** Matrix events the homeserver may have stored and never sent, after it recovered us. */
+  readonly gaps = new GapCheck();
   encryption: RoomEncryption | null = null;
 
   constructor(
@@ -128,14 +131,50 @@ export class Bridge {
     const [row] = await this.db.query<Portal & Record<string, unknown> & { waiting: boolean }>('SELECT p.*, EXISTS (SELECT 1 FROM pending_events e WHERE e.room_id = p.room_id) AS waiting FROM portals p WHERE p.room_id = $1', [ev.room_id]);
     if (row) {
       const { waiting, ...portal } = row;
-      if (ev.sender !== portal.matrix_user) return;
-      if (waiting || !(await this.tryBridge(portal, ev, false))) {
-        await this.db.query('INSERT INTO pending_events (room_id, event_id, event, first_seen) VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING', [ev.room_id, ev.event_id, JSON.stringify(ev), Date.now()]);
-      }
+      if (this.gaps.active) this.gaps.portals.add(portal.room_id);
+      if (ev.sender !== portal.matrix_user || this.gaps.wasHandled(ev.event_id)) return;
+      let behind = waiting;
+      if (this.gaps.active) for (const missed of await this.missedBefore(portal, ev.event_id)) behind = await this.fromMatrix(portal, missed, behind);
+      await this.fromMatrix(portal, ev, behind);
       return;
     }
     const [mgmt] = await this.db.query<{ matrix_user: string }>('SELECT matrix_user FROM management_rooms WHERE room_id = $1', [ev.room_id]);
     if (mgmt && ev.sender === mgmt.matrix_user && ev.type === 'm.room.message' && typeof ev.content.body === 'string') await this.command(ev.room_id, ev.sender, ev.content.body);
+  }
+
+  /** Bridges one event of the portal's Matrix user, or queues it behind `waiting` ones (or its missing key); answers whether the room now waits. */
+  private async fromMatrix(portal: Portal, ev: MatrixEvent, waiting: boolean): Promise<boolean> {
+    this.gaps.markHandled(ev.event_id);
+    if (!waiting && (await this.tryBridge(portal, ev, false))) return false;
+    await this.db.query('INSERT INTO pending_events (room_id, event_id, event, first_seen) VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING', [ev.room_id, ev.event_id, JSON.stringify(ev), Date.now()]);
+    return true;
+  }
+
+  /** The portal user's events before `eventId` (latest ones with null) that the homeserver never sent us. */
+  private async missedBefore(portal: Portal, eventId: string | null): Promise<MatrixEvent[]> {
+    const known = async (ids: string[]) =>
+      new Set(
+        (await this.db.query<{ event_id: string }>('SELECT event_id FROM message_map WHERE room_id = $1 AND event_id = ANY($2) UNION SELECT event_id FROM pending_events WHERE event_id = ANY($2)', [portal.room_id, ids])).map((r) => r.event_id),
+      );
+    try {
+      const missed = await this.gaps.missed(this.api, { roomId: portal.room_id, ghost: this.ghostId(portal.gchat_user), sender: portal.matrix_user }, eventId, known);
+      if (missed.length) this.log.warn({ room: portal.room_id, events: missed.map((e) => e.event_id) }, 'bridging Matrix events the homeserver stored and never sent');
+      return missed;
+    } catch (e) {
+      this.log.warn({ room: portal.room_id, err: (e as Error).message }, 'could not look for events the homeserver never sent');
+      return [];
+    }
+  }
+
+  /** Once the window after a recovery has ended: the latest events of the portals seen in it (a missed message may have been the last). */
+  async sweepGaps(): Promise<void> {
+    for (const roomId of this.gaps.closeIfDue()) {
+      const [row] = await this.db.query<Portal & Record<string, unknown> & { waiting: boolean }>('SELECT p.*, EXISTS (SELECT 1 FROM pending_events e WHERE e.room_id = p.room_id) AS waiting FROM portals p WHERE p.room_id = $1', [roomId]);
+      if (!row) continue;
+      const { waiting, ...portal } = row;
+      let behind = waiting;
+      for (const missed of await this.missedBefore(portal, null)) behind = await this.fromMatrix(portal, missed, behind);
+    }
   }
 
   /** Decrypts (when needed) and bridges one event; false when its room key is missing (kept for a retry). */

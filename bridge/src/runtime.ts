@@ -46,21 +46,34 @@ export async function startBridge(config: BridgeConfig, log: Logger = createLogg
       await encryption?.flush();
     },
     isOurUser: (userId: string) => bridge.gchatUserOf(userId) !== null,
+    failed: () => bridge.gaps.open(),
     async health() {
       await db.query('SELECT 1');
-      return { encryption: !!encryption, homeserver_reaches_bridge: pinger?.reached ?? false };
+      return { encryption: !!encryption, homeserver_reaches_bridge: pinger?.reached ?? false, checking_for_missed_events: bridge.gaps.active };
     },
   };
   const inbound = appserviceApp({ hsToken: registration.hs_token, db, handler, log, metrics });
   const app = inbound.app;
   // Events still waiting for a key are looked at between transactions too (and given up on in time).
-  const retry = setInterval(() => void inbound.exclusive(() => bridge.retryPending()).catch((e: unknown) => log.warn({ err: (e as Error).message }, 'retry of pending events failed')), 5_000);
+  // So are the portals whose window for events the homeserver never sent has ended (matrix/gaps.ts).
+  const retry = setInterval(
+    () =>
+      void inbound
+        .exclusive(async () => {
+          await bridge.retryPending();
+          await bridge.sweepGaps();
+        })
+        .catch((e: unknown) => log.warn({ err: (e as Error).message }, 'retry of pending events failed')),
+    5_000,
+  );
+  // A start is a recovery: the homeserver may hold transactions it made while we were down.
+  bridge.gaps.open();
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.appservice.port, config.appservice.bind, () => resolve(s));
     s.once('error', reject);
   });
   // Listening: the homeserver can call us back, so it can leave its recovery mode now rather than at its next backoff.
-  pinger = pingUntilReachable(api, registration.id, log);
+  pinger = pingUntilReachable(api, registration.id, log, () => bridge.gaps.open());
   await bridge.accounts.startAll();
   log.info({ port: config.appservice.port }, 'bridge listening');
   return {

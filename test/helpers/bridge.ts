@@ -3,6 +3,7 @@
  * and registration in a temp dir; plus a bare Matrix user over the client-server API.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,11 +32,12 @@ export class BridgeProcess {
   }
 
   /** Writes the registration (for the homeserver to load); `start` later, once the homeserver runs. */
-  static async prepare(opts: { gchatUrl: string; allowed: string[]; encryption?: boolean; databaseUrl?: string; messageStatusEvents?: boolean }): Promise<BridgeProcess> {
+  /** `homeserverSees`: the URL the registration gives the homeserver (a TransactionTap in front of the bridge). */
+  static async prepare(opts: { gchatUrl: string; allowed: string[]; encryption?: boolean; databaseUrl?: string; messageStatusEvents?: boolean; homeserverSees?: string }): Promise<BridgeProcess> {
     const port = await freePort();
     const config = {
       homeserver: { url: 'http://127.0.0.1:1', domain: SERVER_NAME },
-      appservice: { bind: '127.0.0.1', port, registration: 'registration.yaml' },
+      appservice: { bind: '127.0.0.1', port, registration: 'registration.yaml', ...(opts.homeserverSees ? { url: opts.homeserverSees } : {}) },
       gchat: { server_url: opts.gchatUrl },
       data_dir: 'data',
       ...(opts.databaseUrl ? { database: { url: opts.databaseUrl } } : {}),
@@ -138,5 +140,58 @@ export class PlainMatrixUser {
   async stop(): Promise<void> {
     this.running = false;
     await this.loop;
+  }
+}
+
+/**
+ * Between the homeserver and the bridge: forwards every request, except that it can answer one
+ * chosen transaction 200 itself without passing it on, as a homeserver would that stored a
+ * transaction and never sent it.
+ */
+export class TransactionTap {
+  private drop: ((events: { content?: { body?: unknown } }[]) => boolean) | null = null;
+  dropped = 0;
+  private constructor(
+    private readonly server: Server,
+    readonly url: string,
+    public target: string,
+  ) {}
+
+  static async start(): Promise<TransactionTap> {
+    const port = await freePort();
+    let tap!: TransactionTap;
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        if (req.method === 'PUT' && req.url?.startsWith('/_matrix/app/v1/transactions/') && tap.drop) {
+          const events = ((JSON.parse(body.toString() || '{}') as { events?: { content?: { body?: unknown } }[] }).events ?? []);
+          if (tap.drop(events)) {
+            tap.drop = null;
+            tap.dropped++;
+            return void res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+          }
+        }
+        const headers = Object.fromEntries(Object.entries(req.headers).filter(([k]) => !['host', 'connection', 'content-length'].includes(k)).map(([k, v]) => [k, String(v)]));
+        fetch(`${tap.target}${req.url}`, { method: req.method!, headers, ...(body.length ? { body } : {}) }).then(
+          async (r) => res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/json' }).end(Buffer.from(await r.arrayBuffer())),
+          () => res.writeHead(502).end(),
+        );
+      });
+    });
+    await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+    tap = new TransactionTap(server, `http://127.0.0.1:${port}`, '');
+    return tap;
+  }
+
+  /** The next transaction with an event whose body is `body` is answered here and never reaches the bridge. */
+  dropNextWith(body: string): void {
+    this.drop = (events) => events.some((e) => e.content?.body === body);
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise((r) => this.server.close(r));
   }
 }

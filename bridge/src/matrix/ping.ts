@@ -19,7 +19,7 @@ export interface Pinger {
   stop(): void;
 }
 
-export function pingUntilReachable(api: MatrixApi, appserviceId: string, log: Logger, firstRetryMs = 1_000): Pinger {
+export function pingUntilReachable(api: MatrixApi, appserviceId: string, log: Logger, onReached: () => void = () => undefined, firstRetryMs = 250): Pinger {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let wake: (() => void) | undefined;
@@ -31,6 +31,7 @@ export function pingUntilReachable(api: MatrixApi, appserviceId: string, log: Lo
           body: { transaction_id: `gchat-bridge-ping-${Date.now()}` },
         });
         reached = true;
+        onReached();
         log.info({ durationMs: r.duration_ms ?? null }, 'homeserver reaches the bridge (appservice ping)');
         return;
       } catch (e) {

@@ -24,6 +24,8 @@ export interface TransactionHandler {
   transaction(txn: Transaction): Promise<void>;
   isOurUser(userId: string): boolean;
   health(): Promise<Record<string, unknown>>;
+  /** A transaction failed: the homeserver now holds us for down and will recover us later. */
+  failed?(): void;
 }
 
 export function appserviceApp(opts: { hsToken: string; db: BridgeDb; handler: TransactionHandler; log: Logger; metrics: Metrics }): {
@@ -48,6 +50,7 @@ export function appserviceApp(opts: { hsToken: string; db: BridgeDb; handler: Tr
   app.put('/_matrix/app/v1/transactions/:txnId', async (req, res) => {
     if (!authorised(req, res)) return;
     const txnId = String(req.params.txnId);
+    log.debug({ txnId }, 'transaction received');
     const body = req.body as unknown;
     if (!body || typeof body !== 'object' || Array.isArray(body)) return void res.status(400).json({ errcode: 'M_BAD_JSON', error: 'transaction body must be an object' });
     const events = tracing ? ((body as { events?: { event_id?: string; origin_server_ts?: number }[] }).events ?? []) : [];
@@ -69,6 +72,7 @@ export function appserviceApp(opts: { hsToken: string; db: BridgeDb; handler: Tr
       for (const e of events) if (e.event_id) trace(e.event_id, 'txn_done');
     } catch (e) {
       log.error({ txnId, err: (e as Error).message }, 'transaction failed; the homeserver will retry it');
+      handler.failed?.();
       res.status(500).json({ errcode: 'M_UNKNOWN', error: 'transaction failed, retry later' });
     }
   });
