@@ -13,19 +13,9 @@ const toHex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).pad
 
 const sides = new Map<string, BenchSide>();
 
-async function setup(curves: string): Promise<string> {
+async function setup(curves: 'webcrypto' | 'noble'): Promise<string> {
   const kem = await instantiateMlKem768(await (await fetch('/pqclean.wasm')).arrayBuffer());
-  const w = webCryptoProvider();
-  const n = nobleProvider;
-  const variants: Record<string, CryptoProvider> = {
-    webcrypto: w,
-    noble: n,
-    hashes: { ...w, sha512: n.sha512, hmacSha256: n.hmacSha256, hkdfSha256: n.hkdfSha256 },
-    hashesAes: { ...w, sha512: n.sha512, hmacSha256: n.hmacSha256, hkdfSha256: n.hkdfSha256, aesGcmSeal: n.aesGcmSeal, aesGcmOpen: n.aesGcmOpen },
-    nobleX: { ...w, sha512: n.sha512, hmacSha256: n.hmacSha256, hkdfSha256: n.hkdfSha256, x25519: n.x25519, x25519Public: n.x25519Public },
-    nobleEdSign: { ...w, sha512: n.sha512, hmacSha256: n.hmacSha256, hkdfSha256: n.hkdfSha256, ed25519Sign: n.ed25519Sign, ed25519Public: n.ed25519Public },
-  };
-  const base = variants[curves]!;
+  const base = curves === 'webcrypto' ? webCryptoProvider() : nobleProvider;
   const provider: CryptoProvider = { ...base, name: `${base.name}+wasm-kem`, mlKem768: kem };
   const side = await gchatSide(provider);
   sides.set(curves, side);

@@ -42,7 +42,7 @@ export async function startBrowserSide(): Promise<BrowserSide> {
     await page.goto(`http://127.0.0.1:${(server.address() as { port: number }).port}/`);
     await page.waitForFunction(() => 'benchCrypto' in window);
     const describe = await page.evaluate(() => window.benchCrypto.setup('webcrypto'));
-    for (const v of ['noble', 'hashes', 'hashesAes', 'nobleX', 'nobleEdSign']) await page.evaluate((x) => window.benchCrypto.setup(x), v);
+    await page.evaluate(() => window.benchCrypto.setup('noble'));
     const b = browser;
     return {
       describe,
