@@ -6,7 +6,8 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { REMOVED_QUEUE_GRACE_MS } from '../../src/server/delivery/limits.js';
-import { deviceRef } from '../../src/server/delivery/queue-repository.js';
+import { QueueRepository, deviceRef } from '../../src/server/delivery/queue-repository.js';
+import type { SqlDatabase } from '../../src/server/delivery/sql.js';
 import { describeEachDatabase, openTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { type SeededAccount, type TestServer, makeSend, rest, seedAccounts, startServer, uuidv7 } from './delivery-fixture.js';
 
@@ -100,5 +101,27 @@ await describeEachDatabase('delivery: growth', (kind) => {
     expect((await send(dave, carol)).status).toBe(200);
     expect((await send(dave, carol)).status).toBe(200);
     expect((await send(dave, carol)).status).toBe(507); // the device's
+  });
+
+  it("a send's dedup lookup reads its own key's entry, however many sends are remembered", async () => {
+    // 20,000 unexpired dedup entries of alice's device, as a day of her sends would leave.
+    await exec(
+      `INSERT INTO delivery_sends (sender_account, sender_device, message_id, content_hash, answer, expires_at)
+       SELECT $1, 1, gen_random_uuid(), decode(repeat('00', 32), 'hex'), '{}', $2 FROM generate_series(1, 20000)`,
+      [alice.accountId, clock + DAY],
+    );
+    await exec('ANALYZE delivery_sends');
+    // The statement the batch read runs, as it runs it, explained.
+    const seen: { text: string; params: readonly unknown[] }[] = [];
+    const spy: SqlDatabase = { kind: t.kind === 'pglite' ? 'embedded' : 'postgres', query: async (text, params = []) => (seen.push({ text, params }), (await t.db.query(text, params)).rows as never) };
+    // A full batch of fresh sends (512 keys, as under load): a lookup per key, not a pass over every entry.
+    const keys = Array.from({ length: 512 }, (_, i) => ({ senderDevice: deviceRef(alice.accountId, 1), messageId: uuidv7(clock + i), recipient: 'bob' }));
+    await new QueueRepository(spy).readBatch({ keys, usernames: ['alice', 'bob'], idCount: 1, now: clock });
+    const plan = (await t.db.query<Record<string, unknown>>(`EXPLAIN (ANALYZE, FORMAT JSON) ${seen[0]!.text}`, seen[0]!.params as unknown[])).rows[0]!;
+    type PlanNode = { 'Relation Name'?: string; 'Actual Rows'?: number; 'Actual Loops'?: number; Plans?: PlanNode[] };
+    const root = (JSON.parse(typeof plan['QUERY PLAN'] === 'string' ? (plan['QUERY PLAN'] as string) : JSON.stringify(plan['QUERY PLAN'])) as { Plan: PlanNode }[])[0]!.Plan;
+    const rowsOf = (n: PlanNode, table: string): number =>
+      (n['Relation Name'] === table ? (n['Actual Rows'] ?? 0) * (n['Actual Loops'] ?? 1) : 0) + (n.Plans ?? []).reduce((sum, c) => sum + rowsOf(c, table), 0);
+    expect(rowsOf(root, 'delivery_sends')).toBeLessThanOrEqual(keys.length);
   });
 });

@@ -184,10 +184,12 @@ export class QueueRepository {
       `SELECT
          (SELECT coalesce(json_agg(json_build_array(s.sender_account::text || '/' || s.sender_device, s.message_id::text,
                                                     encode(s.content_hash, 'hex'), s.answer)), '[]'::json)
-            FROM delivery_sends s
-            JOIN unnest($1::uuid[], $2::bigint[], $3::uuid[]) AS k(acc, dev, mid)
-              ON s.sender_account = k.acc AND s.sender_device = k.dev AND s.message_id = k.mid
-           WHERE s.expires_at > $4) AS sends,
+            FROM unnest($1::uuid[], $2::bigint[], $3::uuid[]) AS k(acc, dev, mid)
+            -- A primary-key probe per key, fenced (OFFSET 0): as a plain join the planner hashed every
+            -- unexpired entry (the whole retention's sends, 50k rows in bench:relay: 50 ms a batch).
+            CROSS JOIN LATERAL (SELECT * FROM delivery_sends s
+                                 WHERE s.sender_account = k.acc AND s.sender_device = k.dev AND s.message_id = k.mid
+                                   AND s.expires_at > $4 OFFSET 0) s) AS sends,
          (SELECT coalesce(json_agg(json_build_array(a.username, a.id::text, d.device_id::text, encode(d.ik_pub, 'hex'),
                                                     json_build_array(coalesce(t.envelopes, 0), coalesce(t.bytes, 0)))), '[]'::json)
             FROM accounts a LEFT JOIN devices d ON d.account_id = a.id AND d.removed_at IS NULL
