@@ -8,6 +8,7 @@
  * bridge never handled; at the end of that window the portals seen in it are looked at once more
  * (a missed message may have been the last one).
  */
+import type { MatrixEvent } from '../bridge.js';
 import type { MatrixApi } from './api.js';
 
 /** How long after a recovery messages are checked for missed predecessors. */
@@ -15,16 +16,6 @@ export const GAP_CHECK_MS = 30_000;
 /** How many of the sender's earlier events each check looks at. */
 export const GAP_LOOKBACK = 20;
 const HANDLED_CAP = 10_000;
-
-export interface RoomEvent {
-  type: string;
-  room_id: string;
-  sender: string;
-  event_id: string;
-  origin_server_ts: number;
-  state_key?: string;
-  content: Record<string, unknown>;
-}
 
 const enc = encodeURIComponent;
 
@@ -72,14 +63,14 @@ export class GapCheck {
     as: { roomId: string; ghost: string; sender: string },
     eventId: string | null,
     known: (eventIds: string[]) => Promise<Set<string>>,
-  ): Promise<RoomEvent[]> {
+  ): Promise<MatrixEvent[]> {
     const filter = JSON.stringify({ senders: [as.sender], types: ['m.room.message', 'm.room.encrypted'] });
     const events = eventId
-      ? ((await api.request<{ events_before?: RoomEvent[] }>('GET', `/_matrix/client/v3/rooms/${enc(as.roomId)}/context/${enc(eventId)}`, {
+      ? ((await api.request<{ events_before?: MatrixEvent[] }>('GET', `/_matrix/client/v3/rooms/${enc(as.roomId)}/context/${enc(eventId)}`, {
           userId: as.ghost,
           query: { limit: String(GAP_LOOKBACK * 2), filter },
         })).events_before ?? [])
-      : ((await api.request<{ chunk?: RoomEvent[] }>('GET', `/_matrix/client/v3/rooms/${enc(as.roomId)}/messages`, {
+      : ((await api.request<{ chunk?: MatrixEvent[] }>('GET', `/_matrix/client/v3/rooms/${enc(as.roomId)}/messages`, {
           userId: as.ghost,
           query: { dir: 'b', limit: String(GAP_LOOKBACK), filter },
         })).chunk ?? []);
