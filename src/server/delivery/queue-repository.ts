@@ -207,6 +207,7 @@ export class QueueRepository {
          (SELECT coalesce(json_agg(nextval('delivery_envelope_id_seq')::text), '[]'::json)
             FROM generate_series(1, $6::int)) AS ids`,
       [acc, dev, q.keys.map((k) => k.messageId), q.now, q.usernames, q.idCount, q.keys.map((k) => k.recipient)],
+      'delivery_read_batch',
     );
     const r = rows[0]!;
     const json = <T>(v: unknown): T => (typeof v === 'string' ? JSON.parse(v) : v) as T;
@@ -283,6 +284,7 @@ export class QueueRepository {
         WAKE_CHANNEL,
         notify,
       ],
+      'delivery_write_batch',
     );
     const list = rows[0]?.won;
     for (const k of (typeof list === 'string' ? JSON.parse(list) : list) as string[]) won.add(k);
@@ -347,6 +349,7 @@ export class QueueRepository {
         : `SELECT ${cols} FROM delivery_envelopes e
             WHERE account_id = $1 AND device_id = $2 AND NOT (e.id = ANY($4::bigint[])) ORDER BY e.id LIMIT $3`,
       exclude.length === 0 ? [acc, dev, limit] : [acc, dev, limit, exclude],
+      exclude.length === 0 ? 'delivery_fetch' : 'delivery_fetch_excluding',
     );
     return rows.map(rowToEnvelope);
   }
@@ -363,6 +366,7 @@ export class QueueRepository {
        ), ${usageCte('gone', '-')}
        SELECT id::text AS id FROM gone`,
       [pairs.map((p) => p.id), ...split(pairs.map((p) => p.device))],
+      'delivery_delete_acked',
     );
     for (const r of rows) gone.add(r.id);
     return gone;

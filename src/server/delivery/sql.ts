@@ -8,7 +8,11 @@
 import pg from 'pg';
 
 export interface SqlDatabase {
-  query<R extends object = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<R[]>;
+  /**
+   * `prepared`: a name to keep this statement prepared under on each connection (planned once, not
+   * on every batch); only for a fixed text, since each name holds one prepared statement.
+   */
+  query<R extends object = Record<string, unknown>>(text: string, params?: readonly unknown[], prepared?: string): Promise<R[]>;
   /** PostgreSQL proper (several instances, LISTEN/NOTIFY) or an embedded single-process engine. */
   readonly kind: 'postgres' | 'embedded';
 }
@@ -24,8 +28,9 @@ export class PgSqlDatabase implements SqlDatabase {
     this.pool.on('error', () => undefined);
   }
 
-  async query<R extends object>(text: string, params?: readonly unknown[]): Promise<R[]> {
-    const res = await this.pool.query(text, params as unknown[] | undefined);
+  async query<R extends object>(text: string, params?: readonly unknown[], prepared?: string): Promise<R[]> {
+    const values = params as unknown[] | undefined;
+    const res = prepared ? await this.pool.query({ name: prepared, text, ...(values ? { values } : {}) }) : await this.pool.query(text, values);
     return res.rows as R[];
   }
 
