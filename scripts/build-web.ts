@@ -72,6 +72,9 @@ export async function buildWeb(): Promise<BuildInfo> {
     entryNames: '[name]-[hash]',
     chunkNames: 'chunk-[hash]',
     assetNames: '[name]-[hash]',
+    // ML-KEM's WebAssembly (web/src/kem.ts) stays a file of its own, fetched when first needed.
+    loader: { '.wasm': 'file' },
+    publicPath: '/assets',
     metafile: true,
     legalComments: 'none',
     logLevel: 'warning',

@@ -16,6 +16,8 @@ describe.runIf(run)('web client: two people chatting', () => {
   let bob: Page;
   const aliceName = uniq('alice');
   const bobName = uniq('bob');
+  /** Statuses of the page's fetches of ML-KEM's WebAssembly (web/src/kem.ts). */
+  const kemModule: number[] = [];
 
   beforeAll(async () => {
     bench = await startWebBench('gchat_web_msg');
@@ -23,6 +25,9 @@ describe.runIf(run)('web client: two people chatting', () => {
     bobCtx = await bench.person();
     alice = await openApp(aliceCtx, bench.url);
     bob = await openApp(bobCtx, bench.url);
+    alice.on('response', (r) => {
+      if (/\/assets\/pqclean-[^/]+\.wasm$/.test(new URL(r.url()).pathname)) kemModule.push(r.status());
+    });
     await Promise.all([signUp(alice, aliceName), signUp(bob, bobName)]);
   });
 
@@ -47,6 +52,10 @@ describe.runIf(run)('web client: two people chatting', () => {
     await send(bob, 'Hello Alice!');
     await bubble(alice, 'Hello Alice!').waitFor({ timeout: 60_000 });
     await expect.poll(() => statusOf(bob, 'Hello Alice!'), { timeout: 60_000 }).toBe('read');
+  });
+
+  it('runs ML-KEM in WebAssembly: signing up (its post-quantum prekeys) fetched the module', () => {
+    expect(kemModule).toContain(200);
   });
 
   it('shows the typing indicator', async () => {

@@ -8,6 +8,7 @@ import { GChatClient, type ClientOptions } from '../../src/client/client.js';
 import type { StoredContact } from '../../src/client/state.js';
 import { IndexedDbKeyValueStore } from '../../src/client/stores/indexeddb.js';
 import type { ConnectionState, WebSocketLike } from '../../src/client/transport/stream.js';
+import { webCrypto } from './kem.js';
 import { chatMessages, type ChatMessage, type Conversation } from './model.js';
 
 const DB_NAME = 'gchat-device';
@@ -34,8 +35,10 @@ export interface Device {
   current: boolean;
 }
 
+const cryptoProvider = webCrypto();
+
 function options(store: IndexedDbKeyValueStore): ClientOptions {
-  return { store, webSocket: (url, protocols) => new WebSocket(url, protocols) as unknown as WebSocketLike };
+  return { store, crypto: cryptoProvider, webSocket: (url, protocols) => new WebSocket(url, protocols) as unknown as WebSocketLike };
 }
 
 /** Messages this device has shown as read, one key each (messages can arrive out of their timestamp order). */
