@@ -16,7 +16,7 @@ import { drawIcon } from './web/icons.js';
 const root = join(import.meta.dirname, '..');
 const web = join(root, 'web');
 const dist = join(web, 'dist');
-const SOURCES = [join(web, 'src'), join(web, 'public'), join(root, 'src/client'), join(root, 'src/protocol'), join(import.meta.dirname, 'build-web.ts'), join(import.meta.dirname, 'web')];
+const SOURCES = [join(web, 'src'), join(web, 'public'), join(root, 'src/client'), join(root, 'src/protocol'), join(root, 'src/platform'), join(import.meta.dirname, 'build-web.ts'), join(import.meta.dirname, 'web')];
 
 export interface BuildInfo {
   /** Paths under web/dist, e.g. "assets/main-AB12.js". */
