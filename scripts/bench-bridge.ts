@@ -110,12 +110,13 @@ async function portal(ghostOf: string, encrypted: boolean): Promise<string> {
 }
 
 type Kind = { name: string; run: (i: number) => Promise<{ ms: number; id: string; t0: number; at: number }> };
-function matrixToMatrix(name: string, room: string): Kind {
+/** Alice sends in `room`; `arrival` resolves when the other side (Carol in Matrix, or a GChat client) has it. */
+function fromAlice(name: string, room: string, arrival: (body: string) => Promise<number>): Kind {
   return {
     name,
     async run(i) {
       const body = `${name} ${i}`;
-      const arrived = matrixArrival(carol, body);
+      const arrived = arrival(body);
       const t0 = performance.now();
       const { event_id } = await alice.client.sendEvent(room, 'm.room.message' as never, { msgtype: 'm.text', body } as never);
       const at = await within(arrived, body);
@@ -123,19 +124,8 @@ function matrixToMatrix(name: string, room: string): Kind {
     },
   };
 }
-function matrixToGChat(name: string, room: string, to: GChatClient): Kind {
-  return {
-    name,
-    async run(i) {
-      const body = `${name} ${i}`;
-      const arrived = gchatArrival(to, body);
-      const t0 = performance.now();
-      const { event_id } = await alice.client.sendEvent(room, 'm.room.message' as never, { msgtype: 'm.text', body } as never);
-      const at = await within(arrived, body);
-      return { ms: at - t0, id: event_id, t0, at };
-    },
-  };
-}
+const matrixToMatrix = (name: string, room: string): Kind => fromAlice(name, room, (body) => matrixArrival(carol, body));
+const matrixToGChat = (name: string, room: string, to: GChatClient): Kind => fromAlice(name, room, (body) => gchatArrival(to, body));
 function gchatToMatrix(name: string, from: GChatClient): Kind {
   return {
     name,
