@@ -127,19 +127,24 @@ export class Bridge {
       return;
     }
     if (ev.type !== 'm.room.message' && ev.type !== 'm.room.encrypted') return;
-    // The portal and whether events of its room wait for a key, in one round trip (the send path).
-    const [row] = await this.db.query<Portal & Record<string, unknown> & { waiting: boolean }>('SELECT p.*, EXISTS (SELECT 1 FROM pending_events e WHERE e.room_id = p.room_id) AS waiting FROM portals p WHERE p.room_id = $1', [ev.room_id]);
-    if (row) {
-      const { waiting, ...portal } = row;
+    const found = await this.portalAndWaiting(ev.room_id);
+    if (found) {
+      const { portal, waiting } = found;
       if (this.gaps.active) this.gaps.portals.add(portal.room_id);
       if (ev.sender !== portal.matrix_user || this.gaps.wasHandled(ev.event_id)) return;
-      let behind = waiting;
-      if (this.gaps.active) for (const missed of await this.missedBefore(portal, ev.event_id)) behind = await this.fromMatrix(portal, missed, behind);
-      await this.fromMatrix(portal, ev, behind);
+      await this.fromMatrix(portal, ev, this.gaps.active ? await this.bridgeMissed(portal, ev.event_id, waiting) : waiting);
       return;
     }
     const [mgmt] = await this.db.query<{ matrix_user: string }>('SELECT matrix_user FROM management_rooms WHERE room_id = $1', [ev.room_id]);
     if (mgmt && ev.sender === mgmt.matrix_user && ev.type === 'm.room.message' && typeof ev.content.body === 'string') await this.command(ev.room_id, ev.sender, ev.content.body);
+  }
+
+  /** The portal of a room and whether events of it wait for a key, in one round trip (the send path). */
+  private async portalAndWaiting(roomId: string): Promise<{ portal: Portal; waiting: boolean } | null> {
+    const [row] = await this.db.query<Portal & Record<string, unknown> & { waiting: boolean }>('SELECT p.*, EXISTS (SELECT 1 FROM pending_events e WHERE e.room_id = p.room_id) AS waiting FROM portals p WHERE p.room_id = $1', [roomId]);
+    if (!row) return null;
+    const { waiting, ...portal } = row;
+    return { portal, waiting };
   }
 
   /** Bridges one event of the portal's Matrix user, or queues it behind `waiting` ones (or its missing key); answers whether the room now waits. */
@@ -148,6 +153,12 @@ export class Bridge {
     if (!waiting && (await this.tryBridge(portal, ev, false))) return false;
     await this.db.query('INSERT INTO pending_events (room_id, event_id, event, first_seen) VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING', [ev.room_id, ev.event_id, JSON.stringify(ev), Date.now()]);
     return true;
+  }
+
+  /** Bridges, in order, the portal user's events before `eventId` (the latest with null) that never came; answers whether the room now waits. */
+  private async bridgeMissed(portal: Portal, eventId: string | null, waiting: boolean): Promise<boolean> {
+    for (const missed of await this.missedBefore(portal, eventId)) waiting = await this.fromMatrix(portal, missed, waiting);
+    return waiting;
   }
 
   /** The portal user's events before `eventId` (latest ones with null) that the homeserver never sent us. */
@@ -169,11 +180,8 @@ export class Bridge {
   /** Once the window after a recovery has ended: the latest events of the portals seen in it (a missed message may have been the last). */
   async sweepGaps(): Promise<void> {
     for (const roomId of this.gaps.closeIfDue()) {
-      const [row] = await this.db.query<Portal & Record<string, unknown> & { waiting: boolean }>('SELECT p.*, EXISTS (SELECT 1 FROM pending_events e WHERE e.room_id = p.room_id) AS waiting FROM portals p WHERE p.room_id = $1', [roomId]);
-      if (!row) continue;
-      const { waiting, ...portal } = row;
-      let behind = waiting;
-      for (const missed of await this.missedBefore(portal, null)) behind = await this.fromMatrix(portal, missed, behind);
+      const found = await this.portalAndWaiting(roomId);
+      if (found) await this.bridgeMissed(found.portal, null, found.waiting);
     }
   }
 

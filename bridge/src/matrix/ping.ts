@@ -12,8 +12,6 @@ import { type MatrixApi, MatrixError } from './api.js';
 export const PING_RETRY_MAX_MS = 60_000;
 
 export interface Pinger {
-  /** Resolves once a ping succeeded (or the pinger was stopped). */
-  readonly done: Promise<void>;
   /** Whether a ping has succeeded: the homeserver can deliver transactions to us. */
   readonly reached: boolean;
   stop(): void;
@@ -24,7 +22,7 @@ export function pingUntilReachable(api: MatrixApi, appserviceId: string, log: Lo
   let timer: NodeJS.Timeout | undefined;
   let wake: (() => void) | undefined;
   let reached = false;
-  const done = (async () => {
+  void (async () => {
     for (let delay = firstRetryMs; !stopped; delay = Math.min(delay * 2, PING_RETRY_MAX_MS)) {
       try {
         const r = await api.request<{ duration_ms?: number }>('POST', `/_matrix/client/v1/appservice/${encodeURIComponent(appserviceId)}/ping`, {
@@ -46,7 +44,6 @@ export function pingUntilReachable(api: MatrixApi, appserviceId: string, log: Lo
     }
   })();
   return {
-    done,
     get reached() {
       return reached;
     },
