@@ -5,6 +5,7 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { Json, KeyValueStore, WriteOp } from '../../src/client/storage.js';
+import { BoundedMemo } from '../../src/protocol/memo.js';
 import type { BridgeDb } from './db.js';
 
 /** Opened values kept per store (least recently used dropped first). */
@@ -17,7 +18,8 @@ export const SEALED_KV_CACHE_ENTRIES = 2_000;
  * bridge holds its data-dir lock), so the cache cannot go stale behind its back.
  */
 export class SealedKeyValueStore implements KeyValueStore {
-  private readonly cache = new Map<string, Json | undefined>();
+  /** Opened values by key (`value` undefined: known to be absent). */
+  private readonly cache = new BoundedMemo<{ value: Json | undefined }>(SEALED_KV_CACHE_ENTRIES);
   /** Counts writes: a read that a write overtook is returned but not cached. */
   private writes = 0;
 
@@ -46,22 +48,13 @@ export class SealedKeyValueStore implements KeyValueStore {
   }
 
   async get(key: string): Promise<Json | undefined> {
-    if (this.cache.has(key)) {
-      const v = this.cache.get(key);
-      this.remember(key, v);
-      return structuredClone(v);
-    }
+    const hit = this.cache.get(key);
+    if (hit) return structuredClone(hit.value);
     const before = this.writes;
     const [row] = await this.db.query<{ value: string }>('SELECT value FROM gchat_kv WHERE owner = $1 AND key = $2', [this.owner, key]);
     const v = row ? this.open(key, row.value) : undefined;
-    if (this.writes === before) this.remember(key, structuredClone(v));
+    if (this.writes === before) this.cache.set(key, { value: structuredClone(v) });
     return v;
-  }
-
-  private remember(key: string, v: Json | undefined): void {
-    this.cache.delete(key); // re-inserted last: the Map's order is the eviction order
-    this.cache.set(key, v);
-    if (this.cache.size > SEALED_KV_CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
   }
 
   async list(prefix: string): Promise<[string, Json][]> {
@@ -98,7 +91,7 @@ export class SealedKeyValueStore implements KeyValueStore {
         for (const [text, p] of statements) await sql.query(text, p);
       });
     this.writes++;
-    for (const [k, v] of last) this.remember(k, structuredClone(v));
+    for (const [k, v] of last) this.cache.set(k, { value: structuredClone(v) });
   }
 
   async close(): Promise<void> {}

@@ -8,6 +8,7 @@
  * bridge never handled; at the end of that window the portals seen in it are looked at once more
  * (a missed message may have been the last one).
  */
+import { BoundedMemo } from '../../../src/protocol/memo.js';
 import type { MatrixEvent } from '../bridge.js';
 import type { MatrixApi } from './api.js';
 
@@ -22,7 +23,7 @@ const enc = encodeURIComponent;
 export class GapCheck {
   private until = 0;
   /** Event ids this process handled (bounded; the database answers for older ones). */
-  private readonly handled = new Set<string>();
+  private readonly handled = new BoundedMemo<true>(HANDLED_CAP);
   /** Portals that had events during the window: swept once when it ends. */
   readonly portals = new Set<string>();
 
@@ -46,12 +47,11 @@ export class GapCheck {
   }
 
   markHandled(eventId: string): void {
-    this.handled.add(eventId);
-    if (this.handled.size > HANDLED_CAP) this.handled.delete(this.handled.values().next().value!);
+    this.handled.set(eventId, true);
   }
 
   wasHandled(eventId: string): boolean {
-    return this.handled.has(eventId);
+    return this.handled.get(eventId) === true;
   }
 
   /**
@@ -74,7 +74,7 @@ export class GapCheck {
           userId: as.ghost,
           query: { dir: 'b', limit: String(GAP_LOOKBACK), filter },
         })).chunk ?? []);
-    const candidates = events.filter((e) => e && e.sender === as.sender && typeof e.event_id === 'string' && !this.handled.has(e.event_id));
+    const candidates = events.filter((e) => e && e.sender === as.sender && typeof e.event_id === 'string' && !this.wasHandled(e.event_id));
     if (!candidates.length) return [];
     const inDb = await known(candidates.map((e) => e.event_id));
     // Both answers come newest first.

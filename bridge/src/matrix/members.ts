@@ -4,11 +4,13 @@
  * homeserver's transactions carry them all: the ghosts are in every portal) and after
  * MEMBERS_TTL_MS; a fetch that raced a membership event is used once and not kept.
  */
+import { BoundedMemo } from '../../../src/protocol/memo.js';
+
 export const MEMBERS_TTL_MS = 5 * 60_000;
 export const MEMBER_CACHE_ROOMS = 10_000;
 
 export class MemberCache {
-  private readonly rooms = new Map<string, { members: string[]; at: number }>();
+  private readonly rooms = new BoundedMemo<{ members: string[]; at: number }>(MEMBER_CACHE_ROOMS);
   /** Counts membership events of any room: a fetch that saw it change is not kept. */
   private changes = 0;
 
@@ -20,11 +22,7 @@ export class MemberCache {
     const before = this.changes;
     const at = this.now();
     const members = await fetch();
-    if (this.changes === before) {
-      this.rooms.delete(roomId); // re-inserted last: the Map's order is the eviction order
-      this.rooms.set(roomId, { members, at });
-      if (this.rooms.size > MEMBER_CACHE_ROOMS) this.rooms.delete(this.rooms.keys().next().value!);
-    }
+    if (this.changes === before) this.rooms.set(roomId, { members, at });
     return members;
   }
 
