@@ -134,9 +134,9 @@ describe.skipIf(missing)('Matrix bridge: unencrypted DM through real Synapse', (
     await bridge.start();
     tap.dropNextWith('the homeserver never sent this');
     await alice.send(room, { msgtype: 'm.text', body: 'the homeserver never sent this' });
-    await waitFor('the homeserver to have sent it (to the tap)', () => tap.dropped === 1, 10_000);
+    await waitFor('the homeserver to have sent it (to the tap)', () => tap.dropped === 1, 30_000);
     await alice.send(room, { msgtype: 'm.text', body: 'and then this' });
-    await waitFor('bob to get both', () => bob.seen.messages.some((m) => m.body === 'and then this'), 10_000);
+    await waitFor('bob to get both', () => bob.seen.messages.some((m) => m.body === 'and then this'), 30_000);
     const bodies = bob.seen.messages.map((m) => m.body);
     expect(bodies.slice(-2)).toEqual(['the homeserver never sent this', 'and then this']);
     expect(bodies.filter((b) => b === 'the homeserver never sent this').length).toBe(1);

@@ -3,7 +3,7 @@
  * and registration in a temp dir; plus a bare Matrix user over the client-server API.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
+import { createServer, request as httpRequest, type Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -173,11 +173,16 @@ export class TransactionTap {
             return void res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
           }
         }
-        const headers = Object.fromEntries(Object.entries(req.headers).filter(([k]) => !['host', 'connection', 'content-length'].includes(k)).map(([k, v]) => [k, String(v)]));
-        fetch(`${tap.target}${req.url}`, { method: req.method!, headers, ...(body.length ? { body } : {}) }).then(
-          async (r) => res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/json' }).end(Buffer.from(await r.arrayBuffer())),
-          () => res.writeHead(502).end(),
-        );
+        // A fresh connection per request (agent: false): one kept alive to a bridge that was killed
+        // would fail the first request after its restart, and Synapse would hold the bridge for down.
+        const headers = { ...req.headers, host: new URL(tap.target).host, 'content-length': String(body.length) };
+        const out = httpRequest(`${tap.target}${req.url}`, { method: req.method, headers, agent: false }, (r) => {
+          const parts: Buffer[] = [];
+          r.on('data', (c: Buffer) => parts.push(c));
+          r.on('end', () => res.writeHead(r.statusCode ?? 502, { 'content-type': r.headers['content-type'] ?? 'application/json' }).end(Buffer.concat(parts)));
+        });
+        out.on('error', () => res.writeHead(502).end());
+        out.end(body);
       });
     });
     await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
